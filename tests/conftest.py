@@ -1,0 +1,25 @@
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+logging.getLogger().setLevel(logging.ERROR)
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared test material not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture
+def tiny_clip():
+    """A random-weight tiny CLIP (width 64, 2 layers, 32 px) and its tokenizer."""
+    from froster.clip import create_clip
+
+    torch.manual_seed(0)
+    return create_clip("froster-tiny")

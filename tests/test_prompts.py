@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from froster.prompts import ALL_PROMPTS, BARE, TEMPLATES, ClassText, PromptBank, make_prompt
+
+
+def test_there_are_28_templates_plus_the_bare_prompt():
+    assert len(TEMPLATES) == 28 and len(set(TEMPLATES)) == 28
+    assert len(ALL_PROMPTS) == 29 and ALL_PROMPTS[-1] == BARE
+    assert all(t.endswith(".") and t.count("{}") == 1 for t in TEMPLATES)
+    for prefix in ("a photo of", "a video of", "a example of", "a demonstration of"):
+        assert f"{prefix} {{}}." in TEMPLATES
+        assert f"{prefix} a person practicing {{}}." in TEMPLATES
+
+
+def test_prompts_for_a_real_k400_class(shared_dir):
+    path = shared_dir / "benchmarks/froster_splits/label_rephrase/k400_rephrased_classes.json"
+    text = json.loads(path.read_text())["0"]
+    cls = ClassText.parse(text)
+    assert cls.name == "Abseiling" and cls.text == text
+    assert make_prompt("a video of a person {}.", cls) == f"a video of a person Abseiling. {text}"
+    assert make_prompt("a photo of {}.", cls) == f"a photo of Abseiling. {text}"
+    assert make_prompt(BARE, cls) == text
+
+
+def test_plain_names_work():
+    cls = ClassText.parse("  playing   cricket ")
+    assert cls.name == cls.text == "playing cricket" and not cls.has_description
+    assert make_prompt("a demonstration of a person doing {}.", cls) == \
+        "a demonstration of a person doing playing cricket."
+    assert make_prompt(BARE, cls) == "playing cricket"
+
+
+def test_empty_class_name_is_an_error():
+    with pytest.raises(ValueError, match="empty"):
+        ClassText.parse("   ")
+
+
+def test_bank_tokenises_each_template_once(tiny_clip):
+    _, tokenizer = tiny_clip
+    calls = []
+
+    def counting(texts):
+        calls.append(len(texts))
+        return tokenizer(texts)
+
+    bank = PromptBank(["a", "b: the letter b"], counting)
+    assert bank.stacked([0, 28]).shape == (2, 2, 77)
+    bank.stacked([0, 28])
+    assert calls == [2, 2]
