@@ -1,0 +1,248 @@
+"""Decoding selected frames with PyAV (any container and codec FFmpeg reads).
+
+Frame ``i`` is the i-th frame in presentation order, counted from the start of the
+stream. Reading from the start counts frames exactly (AVI and GIF timestamps are not
+always trustworthy); a clip deep in a long video is reached by seeking to the last
+keyframe before it, and the position after the seek is read from the frame's
+timestamp (exact for constant frame rate, close for variable frame rate).
+Rotation metadata (display matrix) is applied, so frames come out as a player
+shows them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import av
+import numpy as np
+import torch
+
+__all__ = ["VideoDecodeError", "VideoInfo", "read_video_info", "decode_frames", "read_clip"]
+
+# Without a keyframe index, seek only if the clip starts this many seconds ahead.
+_SEEK_WITHOUT_INDEX_S = 8.0
+
+
+class VideoDecodeError(Exception):
+    """A video could not be read; the message names the path and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    num_frames: int
+    fps: float
+    width: int  # after rotation, as displayed
+    height: int
+    duration: float  # seconds
+
+
+def _rotate(frame: np.ndarray, degrees: float) -> np.ndarray:
+    """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
+    k = int(round(degrees / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(frame, k)) if k else frame
+
+
+class _Video:
+    """One open video: stream facts plus a frame cursor that can seek."""
+
+    def __init__(self, path: str, threads: int = 1):
+        self.path = path
+        self.threads = threads
+        if not os.path.exists(path):
+            raise VideoDecodeError(f"{path}: file not found")
+        if os.path.isdir(path):
+            raise VideoDecodeError(f"{path}: is a directory, not a video")
+        if os.path.getsize(path) == 0:
+            raise VideoDecodeError(f"{path}: empty file (0 bytes)")
+        self.container = None
+        self._open_container()
+        stream = self.stream
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or float(rate) <= 0:
+            self.close()
+            raise VideoDecodeError(f"{path}: unknown frame rate")
+        self.fps = float(rate)
+        self.time_base = float(stream.time_base) if stream.time_base else None
+        self.start = stream.start_time or 0
+        self.error: str | None = None  # FFmpeg error that ended decoding early, if any
+        # Decode the first frame now: it validates the stream and carries the rotation.
+        self.first = self.last = self._restart(None)
+        if self.first is None:
+            self.close()
+            why = f" ({self.error})" if self.error else ""
+            raise VideoDecodeError(f"{path}: no decodable video frames{why}")
+        self.rotation = self.first[1].rotation or 0
+        self.duration = self._duration()
+        self.num_frames = stream.frames or max(1, int(round(self.duration * self.fps)))
+
+    def _open_container(self) -> None:
+        if self.container is not None:
+            self.container.close()
+        try:
+            self.container = av.open(self.path, metadata_errors="ignore")
+        except Exception as e:  # PyAV raises many error types; all mean "unreadable"
+            raise VideoDecodeError(f"{self.path}: not a readable video ({_describe(e)})") from None
+        if not self.container.streams.video:
+            self.close()
+            raise VideoDecodeError(f"{self.path}: no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_count = self.threads
+        self._fresh = True
+
+    def _duration(self) -> float:
+        s = self.stream
+        if s.duration and self.time_base:
+            return float(s.duration * self.time_base)
+        if self.container.duration:
+            return self.container.duration / av.time_base
+        return (s.frames or 1) / self.fps
+
+    def info(self) -> VideoInfo:
+        w, h = self.first[1].width, self.first[1].height
+        if int(round(self.rotation / 90.0)) % 2:
+            w, h = h, w
+        return VideoInfo(self.num_frames, self.fps, w, h, self.duration)
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+
+    # -- the frame cursor -------------------------------------------------------
+    def _frames(self, seek_to: int | None) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Yield (index, frame) from the start, or from a keyframe before frame ``seek_to``."""
+        if seek_to is not None:
+            target = self.start + int(seek_to / self.fps / self.time_base)
+            self.container.seek(target, stream=self.stream, backward=True)
+        index = None
+        for frame in self.container.decode(self.stream):
+            if index is None and seek_to is not None and frame.pts is not None:
+                index = int(round((frame.pts - self.start) * self.time_base * self.fps))
+            else:
+                index = 0 if index is None else index + 1
+            yield index, frame
+
+    def next_frame(self) -> tuple[int, av.VideoFrame] | None:
+        """The next (index, frame), or None at the end of the stream or on a decode error."""
+        try:
+            frame = next(self._cursor)
+        except (StopIteration, av.error.EOFError):
+            return None
+        except av.error.FFmpegError as e:  # corrupt data: treat as the end, say why later
+            self.error = _describe(e)
+            return None
+        self.last = frame
+        return frame
+
+    def _restart(self, seek_to: int | None) -> tuple[int, av.VideoFrame] | None:
+        """Restart decoding from the start (``None``) or near frame ``seek_to``; first frame."""
+        try:
+            if seek_to is None and not self._fresh:
+                self._open_container()  # reopening is the one rewind every format supports
+            self._fresh = False
+            self._cursor = self._frames(seek_to)
+        except av.error.FFmpegError as e:
+            self.error = _describe(e)
+            return None
+        return self.next_frame()
+
+    def worth_seeking(self, position: int, target: int) -> bool:
+        """True if a keyframe lies after ``position`` and at or before ``target``."""
+        if self.time_base is None or target - position < 2:
+            return False
+        keyframes = [e.timestamp for e in self.stream.index_entries if e.is_keyframe]
+        if len(keyframes) <= 1:  # no usable index (e.g. GIF, some WebM)
+            return (target - position) / self.fps > _SEEK_WITHOUT_INDEX_S
+        to_index = lambda ts: (ts - self.start) * self.time_base * self.fps  # noqa: E731
+        return any(position + 1 < to_index(ts) <= target for ts in keyframes)
+
+    def read(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at ``indices`` (any order, repeats allowed) as uint8 (N, H, W, 3)."""
+        wanted = sorted(set(int(i) for i in indices))
+        if not wanted:
+            raise ValueError("no frame indices requested")
+        if wanted[0] < 0:
+            raise ValueError(f"negative frame index {wanted[0]}")
+        got: dict[int, np.ndarray] = {}
+        current = self.last
+        for target in wanted:
+            if current[0] > target:  # behind us: start again
+                current = self._restart(None)
+            elif self.worth_seeking(current[0], target):
+                current = self._restart(target)
+                if current is None or current[0] > target:  # the seek landed late
+                    current = self._restart(None)
+            while current is not None and current[0] < target:
+                current = self.next_frame()
+            if current is None:  # end of stream before the target
+                break
+            got[target] = self._to_array(current[1])
+        missing = [t for t in wanted if t not in got]
+        if missing:
+            end = self.last[0]
+            if missing[-1] - end > max(3, int(0.05 * self.num_frames)):
+                if missing[-1] >= self.num_frames and end + 1 >= self.num_frames:
+                    raise VideoDecodeError(
+                        f"{self.path}: frame {missing[-1]} requested but the video has "
+                        f"{end + 1} frames"
+                    )
+                why = f"; FFmpeg: {self.error}" if self.error else ""
+                raise VideoDecodeError(
+                    f"{self.path}: truncated or corrupt: decoding stopped at frame {end} "
+                    f"but frame {missing[-1]} was requested "
+                    f"(the header says {self.num_frames} frames){why}"
+                )
+            # Frame counts in headers can be a few frames off: repeat the last frame.
+            last = self._to_array(self.last[1])
+            for t in missing:
+                got[t] = last
+        return torch.from_numpy(np.stack([got[int(i)] for i in indices]))
+
+    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        return _rotate(frame.to_ndarray(format="rgb24"), self.rotation)
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.replace("\n", " ")[:300]
+
+
+def _open(path: str | os.PathLike, threads: int = 1) -> _Video:
+    return _Video(os.fspath(path), threads=threads)
+
+
+def read_video_info(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, frame rate and displayed size. Decodes one frame to validate the file."""
+    video = _open(path)
+    try:
+        return video.info()
+    finally:
+        video.close()
+
+
+def read_clip(path, choose_indices, threads: int = 1) -> tuple[torch.Tensor, VideoInfo, list[int]]:
+    """Open once: ``indices = choose_indices(info)``, then decode them.
+
+    Returns (frames uint8 (N, H, W, 3), info, indices). Every failure, including
+    FFmpeg errors in the middle of a stream, is raised as VideoDecodeError.
+    """
+    video = _open(path, threads=threads)
+    try:
+        info = video.info()
+        indices = list(choose_indices(info))
+        try:
+            frames = video.read(indices)
+        except (VideoDecodeError, ValueError):
+            raise
+        except Exception as e:
+            raise VideoDecodeError(f"{video.path}: decoding failed ({_describe(e)})") from None
+        return frames, info, indices
+    finally:
+        video.close()
+
+
+def decode_frames(path: str | os.PathLike, indices: Sequence[int], threads: int = 1) -> torch.Tensor:
+    """Exactly the frames at ``indices`` (repeats allowed) as uint8 (len(indices), H, W, 3)."""
+    frames, _, _ = read_clip(path, lambda info: indices, threads=threads)
+    return frames
