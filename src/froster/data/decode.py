@@ -60,13 +60,15 @@ class _Video:
         self._open_container()
         stream = self.stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or float(rate) <= 0:
+        if not rate or float(rate) <= 0 or not stream.time_base:
             self.close()
-            raise VideoDecodeError(f"{path}: unknown frame rate")
+            raise VideoDecodeError(f"{path}: unknown frame rate or time base")
         self.fps = float(rate)
-        self.time_base = float(stream.time_base) if stream.time_base else None
+        self.time_base = float(stream.time_base)
         self.start = stream.start_time or 0
         self.error: str | None = None  # FFmpeg error that ended decoding early, if any
+        self.decoded = 0  # frames decoded so far (seeking keeps this small)
+        self._keyframe_list: list[tuple[int, int, bool]] | None = None
         # Decode the first frame now: it validates the stream and carries the rotation.
         self.first = self.last = self._restart(None)
         if self.first is None:
@@ -75,7 +77,7 @@ class _Video:
             raise VideoDecodeError(f"{path}: no decodable video frames{why}")
         self.rotation = self.first[1].rotation or 0
         self.duration = self._duration()
-        self.num_frames = stream.frames or max(1, int(round(self.duration * self.fps)))
+        self.num_frames = stream.frames or self._count_frames()
 
     def _open_container(self) -> None:
         if self.container is not None:
@@ -92,35 +94,59 @@ class _Video:
         self._fresh = True
 
     def _duration(self) -> float:
-        s = self.stream
-        if s.duration and self.time_base:
-            return float(s.duration * self.time_base)
+        if self.stream.duration:
+            return float(self.stream.duration * self.time_base)
         if self.container.duration:
             return self.container.duration / av.time_base
-        return (s.frames or 1) / self.fps
+        return 0.0
+
+    def _count_frames(self) -> int:
+        """Frame count for containers that do not store it (MKV, WebM), from a packet scan.
+
+        The scan also gives exact frame numbers of the keyframes for seeking, and the
+        true average rate of variable frame rate files (their nominal rate can be far
+        from frames / duration).
+        """
+        try:
+            with av.open(self.path, metadata_errors="ignore") as container:
+                packets = [(p.pts, p.is_keyframe) for p in container.demux(video=0) if p.size]
+        except av.error.FFmpegError:
+            packets = []
+        if not packets:
+            return max(1, int(round(self.duration * self.fps)))
+        if all(pts is not None for pts, _ in packets):
+            number = {pts: i for i, pts in enumerate(sorted(pts for pts, _ in packets))}
+            self._keyframe_list = [(number[pts], pts, True) for pts, key in packets if key]
+        count = len(packets)
+        if self.duration > 0 and abs(count / self.duration - self.fps) > 0.1 * self.fps:
+            self.fps = count / self.duration
+        return count
 
     def info(self) -> VideoInfo:
         w, h = self.first[1].width, self.first[1].height
         if int(round(self.rotation / 90.0)) % 2:
             w, h = h, w
-        return VideoInfo(self.num_frames, self.fps, w, h, self.duration)
+        return VideoInfo(self.num_frames, self.fps, w, h, self.duration or self.num_frames / self.fps)
 
     def close(self) -> None:
         if self.container is not None:
             self.container.close()
 
     # -- the frame cursor -------------------------------------------------------
-    def _frames(self, seek_to: int | None) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Yield (index, frame) from the start, or from a keyframe before frame ``seek_to``."""
-        if seek_to is not None:
-            target = self.start + int(seek_to / self.fps / self.time_base)
-            self.container.seek(target, stream=self.stream, backward=True)
+    def _frames(self, seek: tuple[int, int, bool] | None) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Yield (index, frame) from the start, or from a seek point (index, timestamp, exact)."""
+        if seek is not None:
+            self.container.seek(seek[1], stream=self.stream, backward=True)
         index = None
         for frame in self.container.decode(self.stream):
-            if index is None and seek_to is not None and frame.pts is not None:
-                index = int(round((frame.pts - self.start) * self.time_base * self.fps))
+            if index is not None:
+                index += 1
+            elif seek is None:
+                index = 0
+            elif seek[2] or frame.pts is None:
+                index = seek[0]
             else:
-                index = 0 if index is None else index + 1
+                index = self._time_to_index(frame.pts)
             yield index, frame
 
     def next_frame(self) -> tuple[int, av.VideoFrame] | None:
@@ -133,29 +159,48 @@ class _Video:
             self.error = _describe(e)
             return None
         self.last = frame
+        self.decoded += 1
         return frame
 
-    def _restart(self, seek_to: int | None) -> tuple[int, av.VideoFrame] | None:
-        """Restart decoding from the start (``None``) or near frame ``seek_to``; first frame."""
-        try:
-            if seek_to is None and not self._fresh:
-                self._open_container()  # reopening is the one rewind every format supports
-            self._fresh = False
-            self._cursor = self._frames(seek_to)
-        except av.error.FFmpegError as e:
-            self.error = _describe(e)
-            return None
+    def _restart(self, seek: tuple[int, int, bool] | None) -> tuple[int, av.VideoFrame] | None:
+        """Decode again from the start (``None``) or from a seek point; return the first frame."""
+        if seek is None and not self._fresh:
+            self._open_container()  # reopening is the one rewind every format supports
+        self._fresh = False
+        self._cursor = self._frames(seek)
         return self.next_frame()
 
-    def worth_seeking(self, position: int, target: int) -> bool:
-        """True if a keyframe lies after ``position`` and at or before ``target``."""
-        if self.time_base is None or target - position < 2:
-            return False
-        keyframes = [e.timestamp for e in self.stream.index_entries if e.is_keyframe]
-        if len(keyframes) <= 1:  # no usable index (e.g. GIF, some WebM)
-            return (target - position) / self.fps > _SEEK_WITHOUT_INDEX_S
-        to_index = lambda ts: (ts - self.start) * self.time_base * self.fps  # noqa: E731
-        return any(position + 1 < to_index(ts) <= target for ts in keyframes)
+    def _time_to_index(self, pts: int) -> int:
+        return int(round((pts - self.start) * self.time_base * self.fps))
+
+    def _keyframes(self) -> list[tuple[int, int, bool]]:
+        """Seek points (frame index, timestamp, index is exact) from the container's index.
+
+        MP4 and AVI index every frame, so a keyframe's position in the index is its
+        frame number, even at a variable frame rate (MKV/WebM: see _count_frames).
+        Otherwise the frame number is estimated from the keyframe's time.
+        """
+        if self._keyframe_list is None:
+            entries = list(self.stream.index_entries)
+            exact = 1 < len(entries) == self.stream.frames
+            self._keyframe_list = [
+                (p if exact else self._time_to_index(e.timestamp), e.timestamp, exact)
+                for p, e in enumerate(entries)
+                if e.is_keyframe
+            ]
+        return self._keyframe_list
+
+    def seek_point(self, position: int, target: int) -> tuple[int, int, bool] | None:
+        """Where to seek to get from frame ``position`` to ``target``; None: decode on."""
+        if target - position < 2:
+            return None
+        keyframes = self._keyframes()
+        if len(keyframes) > 1:  # seek only if a keyframe lies in between
+            ahead = [k for k in keyframes if position + 1 < k[0] <= target]
+            return ahead[-1] if ahead else None
+        if (target - position) / self.fps > _SEEK_WITHOUT_INDEX_S:  # no usable index
+            return target, self.start + int(target / self.fps / self.time_base), False
+        return None
 
     def read(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 (N, H, W, 3)."""
@@ -167,37 +212,36 @@ class _Video:
         got: dict[int, np.ndarray] = {}
         current = self.last
         for target in wanted:
-            if current[0] > target:  # behind us: start again
+            if current[0] > target:  # behind us (only after a seek that landed late)
                 current = self._restart(None)
-            elif self.worth_seeking(current[0], target):
-                current = self._restart(target)
-                if current is None or current[0] > target:  # the seek landed late
+            elif (seek := self.seek_point(current[0], target)) is not None:
+                current = self._restart(seek)
+                if current is None or current[0] > target:
                     current = self._restart(None)
             while current is not None and current[0] < target:
                 current = self.next_frame()
-            if current is None:  # end of stream before the target
+            if current is None:  # the stream ended before the target
                 break
             got[target] = self._to_array(current[1])
         missing = [t for t in wanted if t not in got]
         if missing:
-            end = self.last[0]
-            if missing[-1] - end > max(3, int(0.05 * self.num_frames)):
-                if missing[-1] >= self.num_frames and end + 1 >= self.num_frames:
-                    raise VideoDecodeError(
-                        f"{self.path}: frame {missing[-1]} requested but the video has "
-                        f"{end + 1} frames"
-                    )
-                why = f"; FFmpeg: {self.error}" if self.error else ""
-                raise VideoDecodeError(
-                    f"{self.path}: truncated or corrupt: decoding stopped at frame {end} "
-                    f"but frame {missing[-1]} was requested "
-                    f"(the header says {self.num_frames} frames){why}"
-                )
-            # Frame counts in headers can be a few frames off: repeat the last frame.
-            last = self._to_array(self.last[1])
+            self._check_missing(missing[-1])
+            last = self._to_array(self.last[1])  # header counts can be a few frames off
             for t in missing:
                 got[t] = last
         return torch.from_numpy(np.stack([got[int(i)] for i in indices]))
+
+    def _check_missing(self, wanted: int) -> None:
+        end = self.last[0]
+        if wanted - end <= max(3, int(0.05 * self.num_frames)):
+            return
+        if wanted >= self.num_frames and end + 1 >= self.num_frames:
+            raise VideoDecodeError(f"{self.path}: frame {wanted} requested but the video has {end + 1} frames")
+        why = f"; FFmpeg: {self.error}" if self.error else ""
+        raise VideoDecodeError(
+            f"{self.path}: truncated or corrupt: decoding stopped at frame {end} but frame "
+            f"{wanted} was requested (the header says {self.num_frames} frames){why}"
+        )
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
         return _rotate(frame.to_ndarray(format="rgb24"), self.rotation)
