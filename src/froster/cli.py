@@ -1,0 +1,56 @@
+"""`froster` command line: a thin layer over the library. Each area registers its own
+sub-commands (training/evaluation, prediction/search, the demo)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMAND_MODULES = (
+    "froster.engine.commands",     # train, eval, average, export, benchmark
+    "froster.inference.commands",  # predict, search
+    "froster.demo.commands",       # demo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="froster",
+        description="Open-vocabulary video action recognition with FROSTER: train CLIP on "
+                    "videos with a frozen CLIP teacher, evaluate the paper's protocols, and "
+                    "recognise actions in any video with any class names.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"froster {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # that area is not installed in this build
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    logging.getLogger().setLevel(logging.ERROR)  # open_clip logs routine notices as warnings
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as err:
+        print(f"froster {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
