@@ -134,7 +134,12 @@ class _Video:
 
     # -- the frame cursor -------------------------------------------------------
     def _frames(self, seek: tuple[int, int, bool] | None) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Yield (index, frame) from the start, or from a seek point (index, timestamp, exact)."""
+        """Yield (index, frame) from the start, or from a seek point (index, pts, exact).
+
+        After a seek the first frame's number is looked up by its timestamp among the
+        keyframes (exact), or estimated from its time when the container has no index.
+        If an exact lookup fails the generator stops, and the caller decodes from the start.
+        """
         if seek is not None:
             self.container.seek(seek[1], stream=self.stream, backward=True)
         index = None
@@ -143,10 +148,12 @@ class _Video:
                 index += 1
             elif seek is None:
                 index = 0
-            elif seek[2] or frame.pts is None:
-                index = seek[0]
+            elif seek[2]:
+                index = {pts: i for i, pts, _ in self._keyframes()}.get(frame.pts)
+                if index is None:
+                    return
             else:
-                index = self._time_to_index(frame.pts)
+                index = self._time_to_index(frame.pts) if frame.pts is not None else seek[0]
             yield index, frame
 
     def next_frame(self) -> tuple[int, av.VideoFrame] | None:
@@ -182,12 +189,17 @@ class _Video:
         """
         if self._keyframe_list is None:
             entries = list(self.stream.index_entries)
-            exact = 1 < len(entries) == self.stream.frames
-            self._keyframe_list = [
-                (p if exact else self._time_to_index(e.timestamp), e.timestamp, exact)
-                for p, e in enumerate(entries)
-                if e.is_keyframe
-            ]
+            exact = 1 < len(entries) == self.stream.frames and self.first[1].pts is not None
+            if exact:  # index times are decode times; shift them to presentation times
+                shift = self.first[1].pts - entries[0].timestamp
+                self._keyframe_list = [
+                    (p, e.timestamp + shift, True) for p, e in enumerate(entries) if e.is_keyframe
+                ]
+            else:
+                self._keyframe_list = [
+                    (self._time_to_index(e.timestamp), e.timestamp, False)
+                    for e in entries if e.is_keyframe
+                ]
         return self._keyframe_list
 
     def seek_point(self, position: int, target: int) -> tuple[int, int, bool] | None:
