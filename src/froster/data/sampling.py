@@ -61,3 +61,6 @@ def test_view_indices(
     else:
         starts = [delta * i / (num_views - 1) for i in range(num_views)]
     return [clip_indices(s, size, num_frames, num_video_frames) for s in starts]
+
+
+test_view_indices.__test__ = False  # a library function, not a test for pytest to collect

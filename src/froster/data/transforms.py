@@ -95,3 +95,6 @@ def normalize(
     m = torch.as_tensor(mean, dtype=dtype, device=video.device).view(3, 1, 1) * 255
     s = torch.as_tensor(std, dtype=dtype, device=video.device).view(3, 1, 1) * 255
     return (video.to(dtype) - m) / s
+
+
+test_transform.__test__ = False  # a library function, not a test for pytest to collect
