@@ -12,6 +12,7 @@ from torch import nn
 
 from .model import VideoCLIP
 from .prompts import PromptBank
+from .sharding import sharded_encode_classes
 
 
 class ResidualProjector(nn.Module):
@@ -53,6 +54,12 @@ class FrozenTeacher:
 
     def _apply(self, fn) -> None:
         self.encoder._apply(fn)
+        self._text_cache.clear()
+
+    def set_dtype(self, dtype: torch.dtype) -> None:
+        """Run the teacher in reduced precision (bf16/fp16) to save time and memory; its
+        features are cast back to the student's dtype in the loss."""
+        self.encoder.to(dtype)
         self._text_cache.clear()
 
     @torch.no_grad()
@@ -104,11 +111,13 @@ class Froster(nn.Module):
     """
 
     def __init__(self, student: VideoCLIP, teacher_clip: nn.Module | None = None,
-                 distill: bool = True, distill_weight: float = 2.0, alpha: float = 0.1):
+                 distill: bool = True, distill_weight: float = 2.0, alpha: float = 0.1,
+                 text_sharding: bool = False):
         super().__init__()
         self.student = student
         self.distill = distill
         self.distill_weight = distill_weight
+        self.text_sharding = text_sharding  # under DDP: each rank encodes its share of classes
         self._teacher = None
         if distill:
             if teacher_clip is None:
@@ -133,7 +142,9 @@ class Froster(nn.Module):
         """One training step's loss. `video`: normalised (B, T, 3, H, W) frames."""
         device = video.device
         frames = self.student.encode_frames(video)
-        classes = self.student.encode_classes(bank.stacked(template_indices).to(device))
+        tokens = bank.stacked(template_indices).to(device)
+        classes = sharded_encode_classes(self.student, tokens) if self.text_sharding \
+            else self.student.encode_classes(tokens)
         logits = self.student.logits(frames, classes)
         ce = F.cross_entropy(logits, labels)
         zero = ce.new_zeros(())

@@ -3,11 +3,14 @@ VCLIP's neighbour-frame attention, and whose text tower builds the class classif
 
 from __future__ import annotations
 
+from functools import partial
+
 import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .compile import compile_or_eager
 from .temporal import causal_attention, neighbor_attention, plain_attention, run_blocks
 
 TEMPORAL_MODES = ("neighbor", "mean")
@@ -24,7 +27,7 @@ class VideoCLIP(nn.Module):
     """
 
     def __init__(self, clip: nn.Module, temporal: str = "neighbor",
-                 neighbor_padding: str = "zeros", trim_text: bool = True):
+                 neighbor_padding: str = "zeros", trim_text: bool = True, fused_attention: bool = True):
         super().__init__()
         if temporal not in TEMPORAL_MODES:
             raise ValueError(f"temporal must be one of {TEMPORAL_MODES}, not {temporal!r}")
@@ -32,6 +35,7 @@ class VideoCLIP(nn.Module):
         self.temporal = temporal
         self.neighbor_padding = neighbor_padding
         self.trim_text = trim_text
+        self.fused_attention = fused_attention
         self.grad_checkpointing = False
         self._standard_vit = _is_standard_vit(clip.visual)
         self._standard_text = (isinstance(clip, open_clip.CLIP) and clip.text_pool_type == "argmax"
@@ -58,19 +62,20 @@ class VideoCLIP(nn.Module):
         if video.dim() != 5:
             raise ValueError(f"video must be (batch, frames, 3, H, W), got shape {tuple(video.shape)}")
         batch, frames = video.shape[:2]
-        images = video.flatten(0, 1)
-        if not self._standard_vit:
-            features = self.clip.encode_image(images)
-        else:
-            visual = self.clip.visual
-            attend = plain_attention if self.temporal == "mean" else \
-                neighbor_attention(frames, self.neighbor_padding)
-            x = visual._embeds(images.to(visual.conv1.weight.dtype))
-            x = run_blocks(visual.transformer.resblocks, x, attend, self.grad_checkpointing)
-            features, _ = visual._pool(x)
-            if visual.proj is not None:
-                features = features @ visual.proj
+        features = self._visual(video.flatten(0, 1), frames)
         return F.normalize(features, dim=-1).view(batch, frames, -1)
+
+    def _visual(self, images: torch.Tensor, frames: int) -> torch.Tensor:
+        if not self._standard_vit:
+            return self.clip.encode_image(images)
+        visual = self.clip.visual
+        fused = self.fused_attention
+        attend = partial(plain_attention, fused=fused) if self.temporal == "mean" else \
+            neighbor_attention(frames, self.neighbor_padding, fused)
+        x = visual._embeds(images.to(visual.conv1.weight.dtype))
+        x = run_blocks(visual.transformer.resblocks, x, attend, self.grad_checkpointing)
+        features, _ = visual._pool(x)
+        return features @ visual.proj if visual.proj is not None else features
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """(N, L) token ids -> (N, D) L2-normalised text embeddings.
@@ -80,18 +85,21 @@ class VideoCLIP(nn.Module):
         """
         if not self._standard_text:
             return F.normalize(self.clip.encode_text(tokens), dim=-1)
-        clip = self.clip
         eot = tokens.argmax(dim=-1)
         if self.trim_text:
             tokens = tokens[:, : int(eot.max()) + 1]
+        return F.normalize(self._text(tokens, eot), dim=-1)
+
+    def _text(self, tokens: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
+        clip = self.clip
         length = tokens.shape[1]
         x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
         x = run_blocks(clip.transformer.resblocks, x.to(clip.positional_embedding.dtype),
-                       causal_attention, self.grad_checkpointing)
+                       partial(causal_attention, fused=self.fused_attention),
+                       self.grad_checkpointing)
         x = clip.ln_final(x)[torch.arange(x.shape[0], device=x.device), eot]
-        x = clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) \
+        return clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) \
             else x @ clip.text_projection
-        return F.normalize(x, dim=-1)
 
     def encode_classes(self, tokens: torch.Tensor) -> torch.Tensor:
         """(C, P, L) prompt tokens -> (C, D) classifier: each prompt normalised, averaged
@@ -110,7 +118,13 @@ class VideoCLIP(nn.Module):
         return self.logits(self.encode_frames(video), class_embeddings)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass (both towers)."""
         self.grad_checkpointing = enable
+
+    def enable_compile(self, **compile_kwargs) -> None:
+        """Run both towers through `torch.compile`, falling back to eager if it fails."""
+        self._visual = compile_or_eager(self._visual, **compile_kwargs)
+        self._text = compile_or_eager(self._text, **compile_kwargs)
 
 
 def _standard_blocks(blocks) -> bool:

@@ -7,6 +7,8 @@ same weights serve the image CLIP (teacher), the video student and the text towe
 
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import Callable
 
 import torch
@@ -37,14 +39,30 @@ def merge_heads(block: nn.Module, out: torch.Tensor) -> torch.Tensor:
     return block.attn.out_proj(out)
 
 
-def plain_attention(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    q, k, v = split_heads(block, x)
-    return merge_heads(block, F.scaled_dot_product_attention(q, k, v))
+def unfused_attention(q, k, v, attn_mask=None, is_causal=False):
+    """softmax(q k^T / sqrt(d)) v written out, as the reference computes it (for comparison)."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if is_causal:
+        length = q.shape[-2]
+        causal = torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
 
 
-def causal_attention(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _kernel(fused: bool) -> Callable:
+    return F.scaled_dot_product_attention if fused else unfused_attention
+
+
+def plain_attention(block: nn.Module, x: torch.Tensor, fused: bool = True) -> torch.Tensor:
     q, k, v = split_heads(block, x)
-    return merge_heads(block, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    return merge_heads(block, _kernel(fused)(q, k, v))
+
+
+def causal_attention(block: nn.Module, x: torch.Tensor, fused: bool = True) -> torch.Tensor:
+    q, k, v = split_heads(block, x)
+    return merge_heads(block, _kernel(fused)(q, k, v, is_causal=True))
 
 
 def widen_to_neighbors(t: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -69,7 +87,7 @@ def neighbor_mask(batch: int, num_frames: int, length: int, device) -> torch.Ten
         batch * num_frames, 1, 1, 3 * length)
 
 
-def neighbor_attention(num_frames: int, padding: str = "zeros") -> Callable:
+def neighbor_attention(num_frames: int, padding: str = "zeros", fused: bool = True) -> Callable:
     """Attention in which the queries of frame t see the keys/values of t+1, t-1 and t.
 
     With one frame there are no neighbours and this is plain attention, so a one-frame
@@ -78,7 +96,7 @@ def neighbor_attention(num_frames: int, padding: str = "zeros") -> Callable:
     if padding not in NEIGHBOR_PADDINGS:
         raise ValueError(f"neighbor padding must be one of {NEIGHBOR_PADDINGS}, not {padding!r}")
     if num_frames == 1:
-        return plain_attention
+        return partial(plain_attention, fused=fused)
 
     def attend(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         q, k, v = split_heads(block, x)
@@ -87,7 +105,7 @@ def neighbor_attention(num_frames: int, padding: str = "zeros") -> Callable:
         mask = None
         if padding == "masked":
             mask = neighbor_mask(x.shape[0] // num_frames, num_frames, x.shape[1], x.device)
-        return merge_heads(block, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+        return merge_heads(block, _kernel(fused)(q, k, v, attn_mask=mask))
 
     return attend
 
