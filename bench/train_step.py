@@ -11,61 +11,19 @@ the step time and peak memory of each variant.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 import statistics
 import sys
-import threading
 import time
-from pathlib import Path
 
 import torch
+from _measure import PeakRSS, k400_class_texts, track_large_allocations
 
 from froster.clip import create_clip
 from froster.distill import Froster
 from froster.model import VideoCLIP
 from froster.prompts import PromptBank
-
-K400_CLASSES = Path(__file__).resolve().parents[1].parent / \
-    "shared/benchmarks/froster_splits/label_rephrase/k400_rephrased_classes.json"
-
-
-def class_texts(count: int) -> list[str]:
-    if K400_CLASSES.is_file():
-        texts = list(json.loads(K400_CLASSES.read_text()).values())
-        return (texts * (count // len(texts) + 1))[:count]
-    return [f"Action {i}: a person does action number {i} in front of the camera"
-            for i in range(count)]
-
-
-class PeakRSS:
-    """Peak resident memory above the level at entry, sampled every millisecond (CPU)."""
-
-    def __init__(self):
-        self.peak_mb = 0.0
-
-    @staticmethod
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096 / 2**20
-
-    def __enter__(self):
-        self.base, self.peak, self.running = self.rss_mb(), self.rss_mb(), True
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def _sample(self):
-        while self.running:
-            self.peak = max(self.peak, self.rss_mb())
-            time.sleep(0.001)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
-        self.peak_mb = max(self.peak, self.rss_mb()) - self.base
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,6 +35,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after one warm-up)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    track_large_allocations()
     logging.getLogger().setLevel(logging.ERROR)
     torch.manual_seed(0)
 
@@ -84,7 +43,7 @@ def main() -> None:
     clip, tokenizer = create_clip(args.model)
     if args.size != clip.visual.image_size[0]:
         sys.exit(f"--size must match the model's input size {clip.visual.image_size[0]}")
-    bank = PromptBank(class_texts(args.classes), tokenizer)
+    bank = PromptBank(k400_class_texts(args.classes), tokenizer)
     froster = Froster(VideoCLIP(clip), distill=True).to(device).train()
     finetune = Froster(VideoCLIP(clip), distill=False).to(device).train()
     video = torch.randn(args.batch, args.frames, 3, args.size, args.size, device=device)

@@ -177,3 +177,19 @@ def test_sharded_classifier_equals_unsharded_in_two_processes(tmp_path):
         assert any("transformer.resblocks" in n and "visual" not in n for n in grads_full)
         for name in grads_full:
             assert torch.allclose(grads_full[name], grads_sharded[name], atol=1e-5, rtol=1e-5), name
+
+
+def test_length_bucketed_text_equals_padding(tiny_clip):
+    """Enough prompts for several length buckets; outputs and gradients as with padding."""
+    clip, tokenizer = tiny_clip
+    rng = torch.Generator().manual_seed(0)
+    prompts = [" ".join(["word"] * int(n)) for n in torch.randint(1, 60, (100,), generator=rng)]
+    tokens = tokenizer(prompts)
+    results = []
+    for trim in (True, False):
+        student = VideoCLIP(copy.deepcopy(clip), trim_text=trim)
+        out = student.encode_text(tokens)
+        (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+        results.append((out, student.clip.token_embedding.weight.grad, student.clip.positional_embedding.grad))
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)

@@ -36,6 +36,7 @@ class VideoCLIP(nn.Module):
         self.neighbor_padding = neighbor_padding
         self.trim_text = trim_text
         self.fused_attention = fused_attention
+        self.text_buckets = 4  # length buckets for trimmed text; 1 = trim to the longest
         self.grad_checkpointing = False
         self._standard_vit = _is_standard_vit(clip.visual)
         self._standard_text = (isinstance(clip, open_clip.CLIP) and clip.text_pool_type == "argmax"
@@ -81,14 +82,19 @@ class VideoCLIP(nn.Module):
         """(N, L) token ids -> (N, D) L2-normalised text embeddings.
 
         The text tower is causal and reads the end-of-text token (the largest id), so the
-        positions after the longest prompt change nothing: we run only up to it.
+        positions after it change nothing. With `trim_text`, prompts are sorted by length
+        into a few buckets and each bucket runs only up to its longest prompt: exact, and
+        far less work than padding every prompt to the context length.
         """
         if not self._standard_text:
             return F.normalize(self.clip.encode_text(tokens), dim=-1)
         eot = tokens.argmax(dim=-1)
-        if self.trim_text:
-            tokens = tokens[:, : int(eot.max()) + 1]
-        return F.normalize(self._text(tokens, eot), dim=-1)
+        if not self.trim_text:
+            return F.normalize(self._text(tokens, eot), dim=-1)
+        order = eot.argsort()
+        buckets = order.chunk(min(self.text_buckets, -(-len(order) // 32)))
+        pieces = [self._text(tokens[idx, : int(eot[idx].max()) + 1], eot[idx]) for idx in buckets]
+        return F.normalize(torch.cat(pieces)[order.argsort()], dim=-1)
 
     def _text(self, tokens: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
         clip = self.clip
