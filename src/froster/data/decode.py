@@ -129,8 +129,17 @@ class _Video:
         return VideoInfo(self.num_frames, self.fps, w, h, self.duration or self.num_frames / self.fps)
 
     def close(self) -> None:
+        """Free FFmpeg resources now, and break the cursor's reference cycle.
+
+        Garbage left for the cycle collector can be collected in a forked DataLoader
+        worker, where freeing an FFmpeg scaler waits forever for the parent's threads.
+        """
+        if getattr(self, "_cursor", None) is not None:
+            self._cursor.close()
+        self._cursor = self.first = self.last = None
         if self.container is not None:
             self.container.close()
+            self.container = None
 
     # -- the frame cursor -------------------------------------------------------
     def _frames(self, seek: tuple[int, int, bool] | None) -> Iterator[tuple[int, av.VideoFrame]]:
@@ -256,7 +265,8 @@ class _Video:
         )
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
-        return _rotate(frame.to_ndarray(format="rgb24"), self.rotation)
+        # one scaler thread: workers are the parallelism (and no thread pool to inherit on fork)
+        return _rotate(frame.to_ndarray(format="rgb24", threads=1), self.rotation)
 
 
 def _describe(e: BaseException) -> str:
