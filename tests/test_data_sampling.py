@@ -121,6 +121,12 @@ def test_train_crop_and_flip_on_known_pixels():
     assert all(no_flip)
 
 
+def test_train_transform_takes_a_torch_generator():
+    a = train_transform(ramp(), torch.Generator().manual_seed(3), 32, (32, 48))
+    b = train_transform(ramp(), torch.Generator().manual_seed(3), 32, (32, 48))
+    assert a.shape == (2, 3, 32, 32) and torch.equal(a, b)
+
+
 def test_train_scale_is_random_in_range():
     shapes = set()
     for seed in range(30):

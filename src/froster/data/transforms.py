@@ -40,12 +40,14 @@ def short_side_resize(video: torch.Tensor, short: int) -> torch.Tensor:
 
 def train_transform(
     frames: torch.Tensor,
-    rng: random.Random | None = None,
+    rng: random.Random | torch.Generator | None = None,
     size: int = 224,
     short_side_range: tuple[int, int] = (224, 256),
     flip: bool = True,
 ) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> uint8 (T, 3, size, size) with random scale, crop and flip."""
+    if isinstance(rng, torch.Generator):
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=rng)))
     rng = rng or random
     low, high = short_side_range
     if low < size:
