@@ -32,7 +32,7 @@ def test_test_views_match_the_reference():
     for total, fps, views_n in [(250, 29.97, 3), (1000, 60, 5), (90, 24, 2)]:
         size = clip_size(fps)
         delta = max(total - size, 0)
-        expected = [reference(delta * i / (views_n - 1), size, 8, total) for i in range(views_n)]
+        expected = [reference(i * math.floor(delta / (views_n - 1)), size, 8, total) for i in range(views_n)]
         assert test_view_indices(total, fps, num_views=views_n) == expected
 
 

@@ -9,6 +9,7 @@ than the clip repeats frames.
 
 from __future__ import annotations
 
+import math
 import random
 
 __all__ = ["clip_size", "clip_indices", "train_clip_indices", "test_view_indices"]
@@ -52,14 +53,16 @@ def test_view_indices(
 ) -> list[list[int]]:
     """``num_views`` clips spread evenly from the first to the last possible start.
 
-    One view is centred. Views of a video shorter than a clip all start at 0.
+    As the reference's offset sampling (USE_OFFSET_SAMPLING in its configs): starts at
+    i * floor(delta / (N - 1)); one view starts at floor(delta / 2). Views of a video
+    shorter than a clip all start at 0.
     """
     size = clip_size(video_fps, num_frames, sampling_rate, target_fps)
     delta = max(num_video_frames - size, 0)
     if num_views == 1:
-        starts = [delta / 2]
+        starts = [math.floor(delta / 2)]
     else:
-        starts = [delta * i / (num_views - 1) for i in range(num_views)]
+        starts = [i * math.floor(delta / (num_views - 1)) for i in range(num_views)]
     return [clip_indices(s, size, num_frames, num_video_frames) for s in starts]
 
 
