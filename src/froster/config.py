@@ -1,0 +1,204 @@
+"""The run configuration: one typed dataclass, set by a YAML file and `key=value` overrides.
+
+    cfg = load_config("configs/b2n_k400.yaml", ["epochs=2", "lr=1e-5"])
+
+A YAML file may name another one with ``base: other.yaml`` (relative to itself); its keys
+are read first. Unknown keys are an error that lists the valid ones and suggests the
+closest. The resolved config (every field) is saved with each checkpoint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class Config:
+    # model
+    model: str = "ViT-B-16"                # open_clip architecture
+    pretrained: str | None = "openai"      # open_clip tag, local weights file, or none
+    quick_gelu: bool | None = None         # None: decided by the weights
+    temporal: str = "neighbor"             # neighbor (VCLIP) | mean (per-frame CLIP)
+    neighbor_padding: str = "zeros"        # zeros (reference quirk) | masked
+    # method
+    distill: bool = True                   # false: plain fine-tuning baseline
+    distill_weight: float = 2.0
+    alpha: float = 0.1
+    zero_shot: bool = False                # frozen CLIP baseline: no training, evaluation only
+    shard_text: bool = False               # under DDP each rank encodes a share of the classes
+    # data
+    data_root: str = ""
+    train_list: str = ""
+    val_list: str = ""
+    class_file: str = ""                   # training classes ("Name" or "Name: description")
+    eval_class_file: str = ""              # classes of val_list; empty: class_file
+    num_frames: int = 8
+    sampling_rate: int = 16
+    target_fps: float = 30.0
+    test_views: int = 3
+    test_crops: int = 1
+    num_workers: int = 4
+    # optimisation
+    epochs: int = 12
+    batch_size: int = 32                   # global: over all ranks and accumulation steps
+    grad_accum: int = 1
+    lr: float = 3.33e-6
+    warmup_epochs: float = 2.0
+    warmup_start_lr: float = 3.33e-8
+    min_lr: float = 3.33e-8
+    cosine_after_warmup: bool = False      # False: PySlowFast's cosine over the whole run
+    weight_decay: float = 0.01
+    clip_grad: float = 1.0                 # 0: no clipping
+    precision: str = "auto"                # auto: fp16 on CUDA (as the reference), fp32 on CPU
+    grad_checkpointing: bool = False
+    seed: int = 0
+    # running
+    device: str = "auto"                   # auto | cpu | cuda | cuda:N
+    output_dir: str = "runs/froster"
+    resume: str = ""                       # "" | latest | path to a training checkpoint
+    eval_every: int = 0                    # evaluate on val_list every N epochs (0: never)
+    eval_batch_size: int = 4               # videos per rank per evaluation batch
+    average_from_epoch: int = 2            # average epochs >= this at the end (0: no averaging)
+    log_every: int = 10                    # steps between log lines
+    progress: bool = True                  # tqdm bar (shown only on a terminal)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def short_side_range(self, size: int) -> tuple[int, int]:
+        """The reference's [224, 256] random short side, scaled to the model's input size."""
+        return size, round(size * 256 / 224)
+
+
+FIELDS = {f.name: f for f in fields(Config)}
+_TYPES = typing.get_type_hints(Config)
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_NONE = ("none", "null", "~")
+
+
+def valid_keys() -> list[str]:
+    return list(FIELDS)
+
+
+def _unknown_key(key: str, where: str) -> ValueError:
+    close = difflib.get_close_matches(key, FIELDS, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"unknown config key {key!r} in {where}.{hint} Valid keys: "
+                      f"{', '.join(FIELDS)}")
+
+
+def convert(key: str, value, where: str = "the config"):
+    """`value` (a YAML value or a command-line string) as the type of field `key`."""
+    if key not in FIELDS:
+        raise _unknown_key(key, where)
+    hint = _TYPES[key]
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    allows_none = type(None) in options
+    target = next(t for t in options if t is not type(None))
+    if value is None or (isinstance(value, str) and value.strip().lower() in _NONE):
+        if allows_none:
+            return None
+        if target is str:
+            return ""
+        raise ValueError(f"{key} in {where} cannot be empty (expected {target.__name__})")
+    try:
+        if target is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError
+        if target is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if target is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}={value!r} in {where}: expected "
+                         f"{'true/false' if target is bool else target.__name__}") from None
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'base' files include each other in a loop")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected 'key: value' lines, found a {type(data).__name__}")
+    base = data.pop("base", None)
+    values = {}
+    if base:
+        values = _read_yaml((path.parent / base), seen + (path.resolve(),))
+    for key, value in data.items():
+        values[key] = convert(str(key), value, str(path))
+    return values
+
+
+def parse_overrides(overrides) -> dict:
+    """["lr=1e-5", "distill=false"] -> {"lr": 1e-05, "distill": False}."""
+    values = {}
+    for item in overrides or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        values[key.strip()] = convert(key.strip(), value, "the command line")
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides=(), base: dict | None = None) -> Config:
+    """Defaults <- `base` dict (e.g. a checkpoint's config) <- YAML file <- overrides."""
+    values = {}
+    for key, value in (base or {}).items():
+        if key in FIELDS:  # a config saved by another version may have extra keys
+            values[key] = convert(key, value, "the saved config")
+    if path:
+        values.update(_read_yaml(Path(path)))
+    values.update(parse_overrides(overrides))
+    cfg = Config(**values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    def choice(key, options):
+        if getattr(cfg, key) not in options:
+            raise ValueError(f"{key}={getattr(cfg, key)!r}: expected one of {', '.join(options)}")
+
+    choice("precision", PRECISIONS)
+    choice("temporal", ("neighbor", "mean"))
+    choice("neighbor_padding", ("zeros", "masked"))
+    for key in ("num_frames", "sampling_rate", "test_views", "batch_size", "grad_accum",
+                "eval_batch_size", "log_every"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+    for key in ("epochs", "num_workers", "eval_every", "average_from_epoch"):
+        if getattr(cfg, key) < 0:
+            raise ValueError(f"{key} must not be negative, got {getattr(cfg, key)}")
+    if cfg.test_crops not in (1, 3):
+        raise ValueError(f"test_crops must be 1 or 3, got {cfg.test_crops}")
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    from .checkpoint import _atomic
+
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    _atomic(Path(path), lambda p: Path(p).write_text(text))

@@ -1,0 +1,1 @@
+"""Training and evaluation: the loop, metrics, checkpoints, weight averaging, DDP set-up."""

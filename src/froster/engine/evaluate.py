@@ -1,0 +1,129 @@
+"""Multi-view testing: each video's views go through the student, the per-view logits
+(per-frame logits averaged over time) are summed, and metrics are computed over the
+videos that could be loaded. Under DDP every rank evaluates a disjoint shard and the
+logits are gathered by video index, so each video counts once."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import _atomic
+from ..clip import preprocess_config
+from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations
+from ..model import VideoCLIP
+from ..prompts import PromptBank
+from .distributed import DistInfo, gather_objects
+from .metrics import Metrics, compute_metrics
+from .precision import autocast
+
+
+@torch.no_grad()
+def class_embeddings(student: VideoCLIP, bank: PromptBank, device: torch.device,
+                     dtype: torch.dtype | None = None, chunk: int = 64) -> torch.Tensor:
+    """(C, D) test classifier over all of the bank's prompts (29 by default), in fp32."""
+    templates = bank.all_templates()
+    parts = []
+    for start in range(0, len(bank), chunk):
+        tokens = bank.stacked(templates)[start:start + chunk].to(device)
+        with autocast(device, dtype):
+            parts.append(student.encode_classes(tokens).float())
+    return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
+
+
+def eval_dataset(cfg, list_file: str, num_classes: int, size: int) -> VideoDataset:
+    items = read_annotations(list_file, cfg.data_root or None, num_classes)
+    return VideoDataset(items, mode="test", num_frames=cfg.num_frames,
+                        sampling_rate=cfg.sampling_rate, target_fps=cfg.target_fps,
+                        num_views=cfg.test_views, num_crops=cfg.test_crops, size=size,
+                        seed=cfg.seed)
+
+
+@torch.no_grad()
+def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: DistInfo,
+             batch_size: int = 4, num_workers: int = 2, dtype: torch.dtype | None = None,
+             progress: bool = True, desc: str = "eval") -> Metrics:
+    """Metrics of `student` on a test-mode dataset (the same on every rank)."""
+    was_training = student.training
+    student.eval()
+    device = info.device
+    prep = preprocess_config(student.clip)
+    classifier = class_embeddings(student, bank, device, dtype)
+    loader = build_loader(dataset, batch_size, num_workers=num_workers, rank=info.rank,
+                          world_size=info.world_size)
+    indices, logits, failures = [], [], FailureLog()
+    bar = tqdm(loader, desc=desc, disable=not (progress and info.is_main) or None,
+               leave=False, dynamic_ncols=True)
+    for batch in bar:
+        failures.add(batch)
+        if batch["video"].shape[0] == 0:
+            continue
+        video = batch["video"].to(device, non_blocking=True)   # (B, V, T, 3, H, W) uint8
+        b, v = video.shape[:2]
+        frames = normalize(video.flatten(0, 1), prep["mean"], prep["std"])
+        with autocast(device, dtype):
+            per_view = student.logits(student.encode_frames(frames).float(), classifier)
+        logits.append(per_view.float().view(b, v, -1).sum(dim=1).cpu())
+        indices.append(batch["index"])
+    student.train(was_training)
+    local = (torch.cat(indices) if indices else torch.empty(0, dtype=torch.long),
+             torch.cat(logits) if logits else torch.empty(0, len(bank)),
+             [tuple(f) for f in failures.failures])
+    merged: dict[int, torch.Tensor] = {}
+    failed: dict[str, str] = {}
+    for idx, lg, fails in gather_objects(local):
+        for i, row in zip(idx.tolist(), lg):
+            merged[i] = row
+        failed.update(dict(fails))
+    order = sorted(merged)
+    labels = torch.tensor([dataset.items[i].label for i in order], dtype=torch.long)
+    stacked = torch.stack([merged[i] for i in order]) if order else torch.empty(0, len(bank))
+    if not order:
+        raise ValueError(f"none of the {len(dataset)} videos could be loaded for evaluation; "
+                         f"is data_root right? First error: {next(iter(failed.values()), '?')}")
+    return compute_metrics(stacked, labels, total=len(dataset), failed=list(failed.values()))
+
+
+def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
+                 extra: dict | None = None) -> Path:
+    """metrics.json (summary, per-class accuracy, failed videos) and confusion.csv."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    report = metrics.summary() | (extra or {})
+    report["per_class"] = {name: acc for name, acc in zip(class_names, metrics.per_class)}
+    report["failed_videos"] = metrics.failed
+    _atomic(folder / "metrics.json", lambda p: Path(p).write_text(json.dumps(report, indent=2)))
+
+    def write_confusion(path):
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["true \\ predicted", *class_names])
+            for name, row in zip(class_names, metrics.confusion.tolist()):
+                writer.writerow([name, *row])
+
+    _atomic(folder / "confusion.csv", write_confusion)
+    return folder
+
+
+def evaluate_checkpoint(student: VideoCLIP, tokenizer, cfg, list_path: str, class_file: str,
+                        info: DistInfo, output: str | Path | None = None,
+                        desc: str = "eval", extra: dict | None = None) -> Metrics:
+    """Evaluate a loaded student on one video list and class file, as `cfg` says (views,
+    frames, data root, precision); write the report to `output` (rank 0)."""
+    from .inputs import class_bank, list_file, require_data_root
+    from .precision import autocast_dtype
+
+    bank = class_bank(class_file, "eval_class_file", tokenizer)
+    path = list_file(list_path, "val_list")
+    require_data_root(cfg.data_root, list_path)
+    dataset = eval_dataset(cfg, str(path), len(bank), preprocess_config(student.clip)["size"])
+    metrics = evaluate(student, dataset, bank, info, cfg.eval_batch_size, cfg.num_workers,
+                       autocast_dtype(cfg.precision, info.device), cfg.progress, desc)
+    if output is not None and info.is_main:
+        write_report(metrics, output, bank.names,
+                     {"list": str(path), "class_file": class_file} | (extra or {}))
+    return metrics

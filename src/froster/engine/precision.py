@@ -1,0 +1,30 @@
+"""Mixed precision: which dtype the forward pass runs in and whether a grad scaler is needed.
+`auto` is fp16 on CUDA, as the reference trains, and fp32 on CPU."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None: plain fp32)."""
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("precision=fp16 is for CUDA; on CPU use bf16 or fp32")
+    return _DTYPES[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, dtype: torch.dtype | None):
+    """A GradScaler for fp16 (small gradients underflow otherwise); disabled otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)

@@ -1,0 +1,294 @@
+"""The training loop: FROSTER (or plain fine-tuning) of a video CLIP student.
+
+One optimiser step sees `batch_size` videos in total: `batch_size / (world_size *
+grad_accum)` per rank and micro-step. A step draws one of the 28 templates (plus the bare
+prompt) from a seeded generator that is part of the checkpoint, so a resumed run draws
+the same templates. Videos arrive as uint8 and are normalised here, on the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..checkpoint import StudentSpec, build_student, export_student
+from ..clip import preprocess_config
+from ..config import Config, save_config
+from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations, set_epoch
+from ..distill import Froster
+from . import checkpoints as ckpt
+from .averaging import average_run
+from .distributed import DistInfo, barrier, gather_objects, mean_over_ranks
+from .evaluate import evaluate, eval_dataset, write_report
+from .inputs import class_bank, list_file, require_data_root
+from .logger import RunLogger
+from .precision import autocast, autocast_dtype, grad_scaler
+from .schedule import learning_rate, set_lr
+
+
+def student_spec(cfg: Config) -> StudentSpec:
+    return StudentSpec(model=cfg.model, pretrained=cfg.pretrained, quick_gelu=cfg.quick_gelu,
+                       temporal=cfg.temporal, neighbor_padding=cfg.neighbor_padding)
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only; none on 1-D/0-D parameters (biases, norms, logit_scale,
+    class embedding), as the reference."""
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Builds everything a run needs from a config; `run()` trains, saves and evaluates."""
+
+    def __init__(self, cfg: Config, info: DistInfo):
+        self.cfg, self.info, self.device = cfg, info, info.device
+        self.output_dir = Path(cfg.output_dir)
+        train_list = list_file(cfg.train_list, "train_list")
+        require_data_root(cfg.data_root, cfg.train_list)
+        if cfg.val_list:
+            list_file(cfg.val_list, "val_list")
+        micro, rest = divmod(cfg.batch_size, info.world_size * cfg.grad_accum)
+        if rest or micro == 0:
+            raise ValueError(f"batch_size={cfg.batch_size} (global) must be a multiple of "
+                             f"world_size ({info.world_size}) x grad_accum ({cfg.grad_accum})")
+        self.micro_batch = micro
+
+        torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
+        student, self.tokenizer = build_student(student_spec(cfg))
+        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer)
+        self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer) \
+            if cfg.eval_class_file else self.bank
+        self.model = Froster(student, distill=cfg.distill, distill_weight=cfg.distill_weight,
+                             alpha=cfg.alpha)
+        if hasattr(self.model, "text_sharding"):
+            self.model.text_sharding = cfg.shard_text
+        student.set_grad_checkpointing(cfg.grad_checkpointing)
+        self.model.to(self.device).train()
+        prep = preprocess_config(student.clip)
+        self.size, self.mean, self.std = prep["size"], prep["mean"], prep["std"]
+
+        items = read_annotations(train_list, cfg.data_root or None, len(self.bank))
+        self.dataset = VideoDataset(
+            items, mode="train", num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate,
+            target_fps=cfg.target_fps, size=self.size,
+            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed)
+        self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
+                                   seed=cfg.seed, rank=info.rank, world_size=info.world_size,
+                                   pin_memory=self.device.type == "cuda")
+        self.steps_per_epoch = len(self.loader) // cfg.grad_accum
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{train_list} has {len(items)} videos: too few for one step of "
+                             f"batch_size={cfg.batch_size}")
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.warmup_steps = cfg.warmup_epochs * self.steps_per_epoch
+
+        self.dtype = autocast_dtype(cfg.precision, self.device)
+        self.scaler = grad_scaler(self.device, self.dtype)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.ddp = None
+        if info.distributed:
+            self.ddp = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.template_rng = random.Random(cfg.seed)
+        self.epoch = 0  # epochs finished
+        self.step = 0   # optimiser steps taken
+        self.logger = RunLogger(self.output_dir, enabled=info.is_main)
+
+    @property
+    def student(self):
+        return self.model.student
+
+    # -- state ---------------------------------------------------------------------
+    def resume(self, path: Path) -> None:
+        state = ckpt.load_training_state(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        ckpt.restore_rng(state["rng"], self.template_rng)
+        self.epoch, self.step = state["epoch"], state["step"]
+        if self.info.is_main:
+            print(f"resumed from {path} after epoch {self.epoch} (step {self.step})")
+
+    def save(self) -> None:
+        """Export the student of this epoch and the full training state (rank 0)."""
+        if self.info.is_main:
+            extra = {"epoch": self.epoch, "step": self.step, "config": self.cfg.to_dict()}
+            export_student(self.student, student_spec(self.cfg),
+                           ckpt.epoch_folder(self.output_dir, self.epoch), extra)
+            ckpt.save_training_state(
+                self.output_dir / ckpt.LAST, model=self.model, optimizer=self.optimizer,
+                scaler=self.scaler, epoch=self.epoch, step=self.step,
+                template_rng=self.template_rng, config=self.cfg.to_dict())
+        barrier()
+
+    # -- one step ------------------------------------------------------------------
+    def train_step(self, micro_batches: list[dict]) -> dict[str, float]:
+        """One optimiser step over `grad_accum` micro-batches; returns the loss terms."""
+        cfg, module = self.cfg, self.ddp or self.model
+        templates = self.bank.training_templates(self.template_rng)
+        totals: dict[str, float] = {}
+        for k, batch in enumerate(micro_batches):
+            video = normalize(batch["video"].to(self.device, non_blocking=True), self.mean, self.std)
+            labels = batch["label"].to(self.device, non_blocking=True)
+            last = k == len(micro_batches) - 1
+            sync = contextlib.nullcontext() if (self.ddp is None or last) else self.ddp.no_sync()
+            with sync:
+                with autocast(self.device, self.dtype):
+                    terms = module(video, labels, self.bank, templates)
+                self.scaler.scale(terms.loss / len(micro_batches)).backward()
+            for key, value in terms.scalars().items():
+                totals[key] = totals.get(key, 0.0) + value / len(micro_batches)
+        self.scaler.unscale_(self.optimizer)
+        if cfg.clip_grad > 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+            totals["grad_norm"] = float(norm)
+        lr = learning_rate(self.step, self.total_steps, self.warmup_steps, cfg.lr,
+                           cfg.warmup_start_lr, cfg.min_lr, cfg.cosine_after_warmup)
+        set_lr(self.optimizer, lr)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        totals["lr"] = lr
+        return totals
+
+    def epoch_batches(self, epoch: int, failures: FailureLog):
+        """This rank's micro-batches of one epoch, grouped per optimiser step."""
+        set_epoch(self.loader, epoch)
+        group = []
+        for batch in self.loader:
+            failures.add(batch)
+            group.append(batch)
+            if len(group) == self.cfg.grad_accum:
+                yield group
+                group = []
+
+    def train_epoch(self) -> dict[str, float]:
+        epoch = self.epoch  # 0-based index of the epoch being trained
+        failures = FailureLog()
+        sums: dict[str, float] = {}
+        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+                   disable=not (self.cfg.progress and self.info.is_main) or None,
+                   dynamic_ncols=True)
+        start = time.perf_counter()
+        for i, group in enumerate(self.epoch_batches(epoch, failures)):
+            if i == self.steps_per_epoch:
+                break
+            scalars = self.train_step(group)
+            for key, value in scalars.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in scalars.items() if k != "grad_norm"})
+            if self.step % self.cfg.log_every == 0:
+                self.logger.log("train", self.step, epoch=epoch + 1,
+                                **mean_over_ranks(scalars, self.device))
+        bar.close()
+        self.epoch += 1
+        means = mean_over_ranks({k: v / self.steps_per_epoch for k, v in sums.items()},
+                                self.device)
+        failed = [f for part in gather_objects([tuple(f) for f in failures.failures])
+                  for f in part]
+        if self.info.is_main:
+            log = FailureLog()
+            log.add(failed)
+            elapsed = time.perf_counter() - start
+            self.logger.log("epoch", self.step, epoch=self.epoch, seconds=round(elapsed, 2),
+                            steps_per_second=self.steps_per_epoch / elapsed,
+                            failed_videos=len(log.paths), **means)
+            print(f"epoch {self.epoch}/{self.cfg.epochs}: " +
+                  "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)")
+            if failed:
+                print(log.report())
+        return means
+
+    # -- evaluation ----------------------------------------------------------------
+    def evaluate(self, student, name: str):
+        """Evaluate `student` on val_list; write eval/<name>/ and log (rank 0)."""
+        cfg = self.cfg
+        dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")),
+                               len(self.eval_bank), self.size)
+        metrics = evaluate(student, dataset, self.eval_bank, self.info,
+                           batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
+                           dtype=self.dtype, progress=cfg.progress, desc=f"eval {name}")
+        if self.info.is_main:
+            write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names)
+            self.logger.log("eval", self.step, name=name, **metrics.summary())
+            print(f"eval {name}: {metrics.describe()}")
+        return metrics
+
+    # -- the run -------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.cfg
+        if self.info.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.output_dir / "config.yaml")
+            self.logger.log("start", self.step, config=cfg.to_dict(),
+                            world_size=self.info.world_size, steps_per_epoch=self.steps_per_epoch)
+        result = {"output_dir": str(self.output_dir)}
+        while self.epoch < cfg.epochs:
+            result["train"] = self.train_epoch()
+            self.save()
+            if cfg.val_list and cfg.eval_every and self.epoch % cfg.eval_every == 0:
+                result["eval"] = self.evaluate(self.student, f"epoch_{self.epoch:03d}").summary()
+        if cfg.average_from_epoch and cfg.epochs >= cfg.average_from_epoch:
+            if self.info.is_main:
+                folder = average_run(self.output_dir, cfg.average_from_epoch)
+                print(f"averaged epochs {cfg.average_from_epoch}..{cfg.epochs} into {folder}")
+            barrier()
+            result["average"] = str(self.output_dir / "average")
+            if cfg.val_list:
+                from ..checkpoint import load_student
+                averaged, _, _ = load_student(self.output_dir / "average", device=self.device)
+                result["eval_average"] = self.evaluate(averaged, "average").summary()
+        self.logger.log("end", self.step, **{k: v for k, v in result.items() if k != "train"})
+        self.logger.close()
+        return result
+
+
+def zero_shot(cfg: Config, info: DistInfo) -> dict:
+    """The frozen CLIP baseline: export the untouched CLIP as a checkpoint and evaluate it."""
+    output_dir = Path(cfg.output_dir)
+    torch.manual_seed(cfg.seed)
+    student, tokenizer = build_student(student_spec(cfg))
+    student.to(info.device).eval()
+    result = {"output_dir": str(output_dir)}
+    if info.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, output_dir / "config.yaml")
+        export_student(student, student_spec(cfg), output_dir / "zero_shot",
+                       {"config": cfg.to_dict(), "zero_shot": True})
+    result["checkpoint"] = str(output_dir / "zero_shot")
+    if cfg.val_list:
+        bank = class_bank(cfg.eval_class_file or cfg.class_file, "eval_class_file", tokenizer)
+        require_data_root(cfg.data_root, cfg.val_list)
+        size = preprocess_config(student.clip)["size"]
+        dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")), len(bank), size)
+        metrics = evaluate(student, dataset, bank, info, cfg.eval_batch_size, cfg.num_workers,
+                           autocast_dtype(cfg.precision, info.device), cfg.progress, "zero-shot")
+        if info.is_main:
+            write_report(metrics, output_dir / "eval" / "zero_shot", bank.names)
+            print(f"zero-shot: {metrics.describe()}")
+        result["eval"] = metrics.summary()
+    return result
+
+
+def train(cfg: Config, info: DistInfo) -> dict:
+    """Train (or, with zero_shot, only evaluate) as the config says; resumes if asked."""
+    if cfg.zero_shot:
+        return zero_shot(cfg, info)
+    trainer = Trainer(cfg, info)
+    resume = ckpt.resolve_resume(cfg.resume, cfg.output_dir)
+    if resume is not None:
+        trainer.resume(resume)
+    return trainer.run()

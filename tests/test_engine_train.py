@@ -1,0 +1,193 @@
+"""End to end on generated clips: train -> average -> eval through the CLI, the baselines,
+the evaluation against a hand computation, and the errors a user can make."""
+
+import json
+
+import pytest
+import torch
+from _engine_data import TINY, make_videos, tiny_config, tiny_dataset, write_list
+from safetensors.torch import load_file
+
+from froster.checkpoint import load_student
+from froster.cli import main
+from froster.config import load_config
+from froster.engine.distributed import DistInfo
+from froster.engine.evaluate import evaluate, eval_dataset
+from froster.engine.train import Trainer, train
+from froster.prompts import PromptBank
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tiny_dataset(tmp_path_factory.mktemp("data"))
+
+
+def args(data, output_dir, **overrides):
+    values = TINY | data | {"output_dir": str(output_dir)} | overrides
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def test_train_average_eval_through_the_cli(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *args(data, run, eval_every=3, average_from_epoch=0)]) == 0
+    epochs = sorted(p.name for p in (run / "epochs").iterdir())
+    assert epochs == ["epoch_001", "epoch_002", "epoch_003"]
+    assert not (run / "average").exists()  # average_from_epoch=0: no averaging in train
+
+    # the resolved config is saved with the run and with every checkpoint
+    saved = load_config(run / "config.yaml")
+    assert saved.epochs == 3 and saved.model == "froster-tiny"
+    exported = json.loads((run / "epochs/epoch_002/config.json").read_text())
+    assert exported["extra"]["config"] == saved.to_dict() and exported["extra"]["epoch"] == 2
+    assert torch.load(run / "checkpoints/last.pt", weights_only=True)["config"] == saved.to_dict()
+
+    # the JSONL log has the loss terms of every step and the evaluation
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in steps] == list(range(1, 7))  # 9 videos, batch 4 -> 2 steps x 3
+    assert {"loss", "ce", "distill_visual", "distill_text", "lr"} <= set(steps[0])
+    assert steps[0]["lr"] == pytest.approx(1e-5)  # warm-up starts at warmup_start_lr
+    assert steps[-1]["loss"] < steps[0]["loss"]
+    assert [r["name"] for r in records if r["kind"] == "eval"] == ["epoch_003"]
+
+    assert main(["average", str(run), "--from-epoch", "2"]) == 0
+    averaged = load_file(run / "average/model.safetensors")
+    e2, e3 = (load_file(run / f"epochs/epoch_00{k}/model.safetensors") for k in (2, 3))
+    for key, value in averaged.items():
+        torch.testing.assert_close(value, (e2[key].double() + e3[key].double()).div(2).float(),
+                                   rtol=0, atol=1e-7)
+    assert not torch.equal(averaged["visual.proj"], e3["visual.proj"])
+
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run / "average")]) == 0  # the run's own config
+    out = capsys.readouterr().out
+    assert "over 9 of 9 videos" in out
+    report = json.loads((run / "average/eval/metrics.json").read_text())
+    assert report["evaluated"] == report["total"] == 9 and report["failed_videos"] == []
+    assert set(report["per_class"]) == {"Juggling", "Abseiling", "Archery"}
+    rows = (run / "average/eval/confusion.csv").read_text().splitlines()
+    assert len(rows) == 4 and sum(int(x) for r in rows[1:] for x in r.split(",")[1:]) == 9
+    assert report["top1"] >= 60  # the class colours are easy: training has to learn them
+
+    # the averaged checkpoint loads like any other (prediction uses the same loader)
+    student, _, config = load_student(run / "average")
+    assert config["extra"]["epochs"] == [2, 3]
+
+
+def test_eval_matches_a_hand_computation_and_counts_bad_videos(data, tmp_path):
+    cfg = tiny_config(data, tmp_path)
+    torch.manual_seed(1)
+    from froster.checkpoint import build_student
+    from froster.engine.train import student_spec
+    student, tokenizer = build_student(student_spec(cfg))
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    entries = [line.rsplit(",", 1) for line in open(data["train_list"]).read().splitlines()]
+    val = write_list(tmp_path / "val.csv", [(p, int(y)) for p, y in entries] + [(str(bad), 1)])
+    bank = PromptBank([t for t in json.loads(open(data["class_file"]).read()).values()], tokenizer)
+    dataset = eval_dataset(cfg, str(val), len(bank), 32)
+    metrics = evaluate(student, dataset, bank, DistInfo(), batch_size=4, num_workers=0,
+                       progress=False)
+    assert (metrics.evaluated, metrics.total) == (9, 10)
+    assert len(metrics.failed) == 1 and "broken.mp4" in metrics.failed[0]
+
+    # by hand: 29-prompt classifier, per-view logits summed over the 2 views
+    from froster.data import normalize
+    with torch.no_grad():
+        classes = student.encode_classes(bank.stacked(bank.all_templates()))
+        predicted = []
+        for i in range(9):
+            views = normalize(dataset[i]["video"], (0.48145466, 0.4578275, 0.40821073),
+                              (0.26862954, 0.26130258, 0.27577711))
+            assert views.shape == (2, 2, 3, 32, 32)
+            predicted.append(int(student.logits(student.encode_frames(views), classes).sum(0).argmax()))
+    labels = [int(y) for _, y in entries]
+    expected = 100 * sum(p == y for p, y in zip(predicted, labels)) / 9
+    assert metrics.top1 == pytest.approx(expected)
+    assert metrics.confusion.argmax(dim=1).tolist() != [] and int(metrics.confusion.sum()) == 9
+
+
+def test_grad_accumulation_equals_the_full_batch(data, tmp_path):
+    results = []
+    for accum in (1, 2):
+        cfg = tiny_config(data, tmp_path / f"a{accum}", epochs=1, grad_accum=accum,
+                          average_from_epoch=0, val_list="")
+        trainer = Trainer(cfg, DistInfo())
+        trainer.run()
+        results.append(trainer.model.state_dict())
+    for key in results[0]:
+        torch.testing.assert_close(results[0][key], results[1][key], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides, has_projectors", [
+    ({"distill": False}, False),                      # plain fine-tuning
+    ({"temporal": "mean", "distill": False}, False),  # mean-pooling (per-frame) CLIP student
+    ({"temporal": "mean"}, True),                     # mean pooling + FROSTER
+])
+def test_baselines_are_options_of_the_same_loop(data, tmp_path, overrides, has_projectors):
+    cfg = tiny_config(data, tmp_path, epochs=1, average_from_epoch=0, val_list="", **overrides)
+    train(cfg, DistInfo())
+    state = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
+    assert any(k.startswith("projector_v.") for k in state["model"]) == has_projectors
+    student, _, config = load_student(tmp_path / "epochs/epoch_001")
+    assert student.temporal == overrides.get("temporal", "neighbor")
+    records = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    train_records = [r for r in records if r["kind"] == "train"]
+    if not has_projectors:
+        assert all(r["distill_visual"] == 0 and r["loss"] == r["ce"] for r in train_records)
+
+
+def test_zero_shot_evaluates_the_frozen_clip_without_training(data, tmp_path, capsys):
+    assert main(["train", *args(data, tmp_path, zero_shot="true", temporal="mean")]) == 0
+    assert not (tmp_path / "epochs").exists()
+    report = json.loads((tmp_path / "eval/zero_shot/metrics.json").read_text())
+    assert report["evaluated"] == 9
+    torch.manual_seed(0)
+    from froster.clip import create_clip
+    clip, _ = create_clip("froster-tiny")
+    exported = load_file(tmp_path / "zero_shot/model.safetensors")
+    assert all(torch.equal(exported[k], v) for k, v in clip.state_dict().items())
+    # the same through `froster eval zero_shot=true`
+    assert main(["eval", *args(data, tmp_path / "z", zero_shot="true", temporal="mean")]) == 0
+    again = json.loads((tmp_path / "z/eval/zero_shot/metrics.json").read_text())
+    assert again["top1"] == report["top1"]
+
+
+def test_errors_name_the_problem(data, tmp_path, capsys):
+    assert main(["train", *args(data, tmp_path, epochz=3)]) == 2
+    assert "unknown config key 'epochz'" in capsys.readouterr().err
+
+    assert main(["train", *args(data, tmp_path, data_root=tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "is not a folder" in err
+
+    assert main(["train", *args(data, tmp_path, train_list=tmp_path / "missing.csv")]) == 2
+    assert "train_list" in capsys.readouterr().err
+
+    assert main(["train", *args(data, tmp_path, train_list="")]) == 2
+    assert "train_list is not set" in capsys.readouterr().err
+
+    assert main(["train", *args(data, tmp_path, batch_size=3, grad_accum=2)]) == 2
+    assert "multiple of world_size" in capsys.readouterr().err
+
+    assert main(["train", str(tmp_path / "none.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+    assert main(["eval", *args(data, tmp_path)]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+
+    assert main(["average", str(tmp_path / "empty")]) == 2
+    assert "--output" in capsys.readouterr().err
+
+    (tmp_path / "run" / "epochs").mkdir(parents=True)
+    assert main(["average", str(tmp_path / "run")]) == 2
+    assert "no epoch checkpoints" in capsys.readouterr().err
