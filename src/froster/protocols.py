@@ -127,7 +127,7 @@ def run_b2n(cfg: Config, split_dir, data_root: str, output_dir, info: DistInfo,
         name = "zero_shot" if train_list is None else train_list.stem
         run_dir = output_dir / name
         if train_list is None:
-            student, tokenizer = build_student(replace(student_spec(cfg)))
+            student, tokenizer = build_student(student_spec(cfg))
             student.to(info.device).eval()
         else:
             split_cfg = replace(cfg, train_list=str(train_list), class_file=str(base_classes),
@@ -225,9 +225,6 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
     what = "a folder like froster_splits/zs_label_db with ucf101_split1/test.csv, ..."
     _need(split_root, what)
     label_dir = _label_dir(split_root, labels)
-    if data_root and not Path(data_root).is_dir():
-        raise FileNotFoundError(f"data root {data_root} is not a folder; it should hold the "
-                                f"{dataset} videos the test lists name")
     splits, full_name, class_files = CROSS[dataset]
     jobs = [(s, c) for s, c in zip(splits, class_files)]
     if full and full_name:
@@ -235,6 +232,9 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
     for folder, classes in jobs:  # check every file before the first (long) evaluation
         _need(split_root / folder / "test.csv", what)
         _need(label_dir / classes, f"class texts for {folder}")
+    if data_root and not Path(data_root).is_dir():
+        raise FileNotFoundError(f"data root {data_root} is not a folder; it should hold the "
+                                f"{dataset} videos the test lists name")
     cfg = replace(cfg, data_root=data_root)
     if zero_shot:
         student, tokenizer = build_student(student_spec(cfg))
