@@ -173,7 +173,7 @@ def _pm(mean: float, std: float) -> str:
 
 def b2n_markdown(result: dict) -> str:
     lines = [f"# Base-to-novel: {result['dataset']}", "",
-             f"Method: {result['method']}. Top-1 (%), 3 views x 1 crop.", "",
+             f"Method: {result['method']}. Top-1 (%), {_views(result)}.", "",
              "| split | base | novel | HM | base videos | novel videos |",
              "|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -269,7 +269,7 @@ def cross_markdown(result: dict) -> str:
     lines = [f"# Cross-dataset: {result['dataset']}", "",
              f"Method: {result['method']}"
              + (f" ({result['checkpoint']})" if result["checkpoint"] else "")
-             + ". Top-1 (%), 3 views x 1 crop.", "",
+             + f". Top-1 (%), {_views(result)}.", "",
              "| split | top-1 | top-5 | mean class | videos |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['split']} | {r['top1']:.2f} | {r['top5']:.2f} | "
@@ -280,3 +280,8 @@ def cross_markdown(result: dict) -> str:
     for method, v in result["paper"].items():
         lines.append(f"| {method} | {v['full']} | {v['splits']} |")
     return "\n".join(lines) + "\n"
+
+
+def _views(result: dict) -> str:
+    cfg = result["config"]
+    return f"{cfg['test_views']} views x {cfg['test_crops']} crop{'s' if cfg['test_crops'] > 1 else ''}"

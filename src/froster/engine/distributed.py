@@ -3,6 +3,7 @@ GPU, gloo on CPU. A run without those variables is a single process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -79,3 +80,13 @@ def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str,
     dist.all_reduce(tensor)
     tensor /= dist.get_world_size()
     return dict(zip(values, tensor.tolist()))
+
+
+@contextlib.contextmanager
+def main_first(info: DistInfo):
+    """Rank 0 runs the block first (e.g. downloads weights into the cache), then the others."""
+    if info.distributed and not info.is_main:
+        barrier()
+    yield
+    if info.distributed and info.is_main:
+        barrier()

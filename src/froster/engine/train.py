@@ -24,7 +24,7 @@ from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annot
 from ..distill import Froster
 from . import checkpoints as ckpt
 from .averaging import average_run
-from .distributed import DistInfo, barrier, gather_objects, mean_over_ranks
+from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
 from .evaluate import evaluate, eval_dataset, write_report
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
@@ -65,7 +65,8 @@ class Trainer:
         self.micro_batch = micro
 
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
-        student, self.tokenizer = build_student(student_spec(cfg))
+        with main_first(info):  # one download of pretrained weights, not one per rank
+            student, self.tokenizer = build_student(student_spec(cfg))
         self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer)
         self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer) \
             if cfg.eval_class_file else self.bank
@@ -119,6 +120,11 @@ class Trainer:
         self.epoch, self.step = state["epoch"], state["step"]
         if self.info.is_main:
             print(f"resumed from {path} after epoch {self.epoch} (step {self.step})")
+            changed = {k: (v, getattr(self.cfg, k)) for k, v in state["config"].items()
+                       if k not in ("resume",) and hasattr(self.cfg, k) and getattr(self.cfg, k) != v}
+            if changed:  # allowed (e.g. more epochs), but the run is no longer one recipe
+                print("warning: config differs from the checkpoint's: " + ", ".join(
+                    f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
 
     def save(self) -> None:
         """Export the student of this epoch and the full training state (rank 0)."""
@@ -260,7 +266,8 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
     """The frozen CLIP baseline: export the untouched CLIP as a checkpoint and evaluate it."""
     output_dir = Path(cfg.output_dir)
     torch.manual_seed(cfg.seed)
-    student, tokenizer = build_student(student_spec(cfg))
+    with main_first(info):
+        student, tokenizer = build_student(student_spec(cfg))
     student.to(info.device).eval()
     result = {"output_dir": str(output_dir)}
     if info.is_main:
