@@ -191,3 +191,29 @@ def test_errors_name_the_problem(data, tmp_path, capsys):
     (tmp_path / "run" / "epochs").mkdir(parents=True)
     assert main(["average", str(tmp_path / "run")]) == 2
     assert "no epoch checkpoints" in capsys.readouterr().err
+
+
+def test_gradient_checkpointing_gives_the_same_weights(data, tmp_path):
+    states = []
+    for flag in (False, True):
+        cfg = tiny_config(data, tmp_path / str(flag), epochs=1, average_from_epoch=0,
+                          val_list="", grad_checkpointing=flag)
+        trainer = Trainer(cfg, DistInfo())
+        assert trainer.student.grad_checkpointing is flag
+        trainer.run()
+        states.append(trainer.model.state_dict())
+    for key in states[0]:
+        torch.testing.assert_close(states[0][key], states[1][key], rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_precision_on_cpu(data, tmp_path, capsys):
+    cfg = tiny_config(data, tmp_path, epochs=1, average_from_epoch=0, precision="bf16", eval_every=1)
+    trainer = Trainer(cfg, DistInfo())
+    assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    result = trainer.run()
+    assert result["eval"]["evaluated"] == 9
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
+    records = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if r["kind"] == "train")
+    assert main(["train", *args(data, tmp_path / "fp16", precision="fp16")]) == 2
+    assert "fp16 is for CUDA" in capsys.readouterr().err
