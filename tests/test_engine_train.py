@@ -217,3 +217,18 @@ def test_mixed_precision_on_cpu(data, tmp_path, capsys):
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if r["kind"] == "train")
     assert main(["train", *args(data, tmp_path / "fp16", precision="fp16")]) == 2
     assert "fp16 is for CUDA" in capsys.readouterr().err
+
+
+def test_bad_training_videos_are_skipped_and_reported(data, tmp_path, capsys):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    entries = [line.rsplit(",", 1) for line in open(data["train_list"]).read().splitlines()]
+    train_list = write_list(tmp_path / "train.csv", [(p, int(y)) for p, y in entries] + [(str(bad), 0)] * 3)
+    cfg = tiny_config(data, tmp_path / "run", epochs=1, average_from_epoch=0, val_list="",
+                      train_list=str(train_list))
+    train(cfg, DistInfo())
+    out = capsys.readouterr().out
+    assert "broken.mp4" in out and "skipped and replaced" in out
+    records = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    [epoch] = [r for r in records if r["kind"] == "epoch"]
+    assert epoch["failed_videos"] == 1 and epoch["steps_per_second"] > 0

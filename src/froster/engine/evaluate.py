@@ -35,6 +35,14 @@ def class_embeddings(student: VideoCLIP, bank: PromptBank, device: torch.device,
     return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
 
 
+def video_logits(student: VideoCLIP, video: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+    """Normalised (B, V, T, 3, H, W) test views -> (B, C): each view's logits (per-frame
+    logits averaged over time) summed over the V views."""
+    batch, views = video.shape[:2]
+    frames = student.encode_frames(video.flatten(0, 1)).float()
+    return student.logits(frames, classifier).view(batch, views, -1).sum(dim=1)
+
+
 def eval_dataset(cfg, list_file: str, num_classes: int, size: int) -> VideoDataset:
     items = read_annotations(list_file, cfg.data_root or None, num_classes)
     return VideoDataset(items, mode="test", num_frames=cfg.num_frames,
@@ -63,11 +71,9 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
         if batch["video"].shape[0] == 0:
             continue
         video = batch["video"].to(device, non_blocking=True)   # (B, V, T, 3, H, W) uint8
-        b, v = video.shape[:2]
-        frames = normalize(video.flatten(0, 1), prep["mean"], prep["std"])
         with autocast(device, dtype):
-            per_view = student.logits(student.encode_frames(frames).float(), classifier)
-        logits.append(per_view.float().view(b, v, -1).sum(dim=1).cpu())
+            summed = video_logits(student, normalize(video, prep["mean"], prep["std"]), classifier)
+        logits.append(summed.float().cpu())
         indices.append(batch["index"])
     student.train(was_training)
     local = (torch.cat(indices) if indices else torch.empty(0, dtype=torch.long),
