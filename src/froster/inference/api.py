@@ -1,0 +1,349 @@
+"""Python API for open-vocabulary recognition: load a model once, then classify videos
+against any labels, or embed videos and texts for retrieval.
+
+    >>> from froster import Recognizer
+    >>> rec = Recognizer.from_checkpoint("runs/k400/average")       # or .from_pretrained()
+    >>> rec.classify("clip.mp4", ["juggling", "abseiling: descending a rock face on a rope"])
+    [('juggling', 0.83), ('abseiling', 0.17)]
+
+A video is seen exactly as the evaluation sees it: ``num_views`` temporal views of
+``num_frames`` frames (PySlowFast sampling), short side resized to the model's input size
+and one centre crop, decoded by the same dataset code (`froster.data.VideoDataset`).
+Logits are the model's per-view logits (logit_scale * cosine, averaged over frames)
+*summed over the views*, against the prompt-ensemble classifier (the 28 templates + the
+bare class text by default, method.md). Probabilities are the softmax of those summed
+logits over the given labels: they sum to 1 over the label set, so they say how the
+labels compare with each other, not whether any of them is present.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..clip import preprocess_config
+from ..data.annotations import VideoItem
+from ..data.dataset import VideoDataset
+from ..data.loader import build_loader
+from ..data.transforms import normalize, test_transform
+from ..model import VideoCLIP
+from ..prompts import ALL_PROMPTS, BARE, ClassText, PromptBank, make_prompt
+from .text_cache import TextCache, text_key
+
+__all__ = ["Recognizer", "VideoResult", "VIDEO_EXTENSIONS", "find_videos", "file_sha256"]
+
+#: File name endings taken as videos when a folder is scanned (explicit files are always taken).
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".gif", ".mpg", ".mpeg",
+                    ".wmv", ".flv", ".3gp", ".ts", ".mts", ".ogv")
+
+VideoInput = "str | os.PathLike | torch.Tensor"
+
+
+@dataclass
+class VideoResult:
+    """One video out of `Recognizer.stream`: per-view frame embeddings (V, T, D), or an error."""
+
+    index: int
+    path: str
+    frames: torch.Tensor | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def file_sha256(*paths: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """Hash of a module's weights (names, shapes, dtypes, values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def find_videos(folder: str | os.PathLike) -> list[Path]:
+    """Video files under `folder` (recursive, sorted), skipping hidden files and folders."""
+    folder = Path(folder)
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / f for f in files
+                  if not f.startswith(".") and f.lower().endswith(VIDEO_EXTENSIONS)]
+    return sorted(found)
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _label_texts(labels: Sequence[str | ClassText]) -> list[ClassText]:
+    texts = [c if isinstance(c, ClassText) else ClassText.parse(c) for c in labels]
+    if not texts:
+        raise ValueError("no labels given")
+    return texts
+
+
+class Recognizer:
+    """A video-text model loaded once, with the test-time view settings and a text cache.
+
+    `identity` names the exact weights (for the text-embedding cache and search indexes);
+    when not given it is computed from the weights on first use.
+    """
+
+    def __init__(self, model: VideoCLIP, tokenizer, identity: str | None = None, *,
+                 device: str | torch.device | None = None, num_frames: int = 8,
+                 sampling_rate: int = 16, target_fps: float = 30.0, num_views: int = 3,
+                 templates: Sequence[str] = ALL_PROMPTS, cache_dir: str | os.PathLike | None = None,
+                 use_cache: bool = True, batch_size: int = 4, num_workers: int | None = None):
+        self.device = torch.device(device) if device is not None else _default_device()
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self._identity = identity
+        self.num_frames = num_frames
+        self.sampling_rate = sampling_rate
+        self.target_fps = target_fps
+        self.num_views = num_views
+        self.templates = tuple(templates)
+        self.cache = TextCache(cache_dir) if use_cache else None
+        self.batch_size = batch_size
+        self.num_workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
+        config = preprocess_config(model.clip)
+        self.size, self.mean, self.std = config["size"], config["mean"], config["std"]
+        self.text_tower_calls = 0  # how many times the text tower ran (cache misses)
+
+    # -- loading ---------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device=None, **kwargs) -> "Recognizer":
+        """A student exported by froster (a folder with model.safetensors + config.json)."""
+        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_student
+
+        model, tokenizer, _ = load_student(path, device="cpu")
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        return cls(model, tokenizer, identity, device=device, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, model: str = "ViT-B-16", pretrained: str | None = "openai", *,
+                        temporal: str = "neighbor", neighbor_padding: str = "zeros",
+                        quick_gelu: bool | None = None, device=None, **kwargs) -> "Recognizer":
+        """A CLIP through open_clip: `pretrained` is a tag (e.g. "openai", downloaded by
+        open_clip where there is a network), a local weights file, or None (random weights).
+        Raises `froster.clip.WeightsUnavailableError` with what to do when weights cannot be had."""
+        from ..checkpoint import StudentSpec, build_student
+
+        spec = StudentSpec(model=model, pretrained=pretrained, quick_gelu=quick_gelu,
+                           temporal=temporal, neighbor_padding=neighbor_padding)
+        student, tokenizer = build_student(spec)
+        settings = f"{model}:qg={quick_gelu}:{temporal}:{neighbor_padding}"
+        if pretrained in (None, "", "none", "None", "random"):
+            identity = None  # random weights: hashed from the weights when needed
+        elif os.path.isfile(str(pretrained)):
+            identity = f"file:{settings}:{file_sha256(pretrained)}"
+        else:
+            identity = f"open_clip:{settings}:{pretrained}"
+        return cls(student, tokenizer, identity, device=device, **kwargs)
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = (f"weights:{self.model.temporal}:{self.model.neighbor_padding}:"
+                              f"{weights_sha256(self.model.clip)}")
+        return self._identity
+
+    @property
+    def view_settings(self) -> dict:
+        return {"num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
+                "target_fps": self.target_fps, "num_views": self.num_views,
+                "num_crops": 1, "size": self.size}
+
+    # -- text ------------------------------------------------------------------------
+    def _encode_prompts(self, texts: list[ClassText], templates: tuple[str, ...]) -> torch.Tensor:
+        key = None
+        if self.cache is not None:  # keyed by the exact prompts, so names/descriptions count
+            prompts = [make_prompt(template, t) for t in texts for template in templates]
+            key = text_key(self.identity, prompts, [str(len(templates))])
+        if key is not None and (cached := self.cache.get(key)) is not None:
+            return cached.to(self.device)
+        bank = PromptBank(texts, self.tokenizer, templates)
+        embeddings = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), 256):  # bounded memory for huge label sets
+                tokens = bank.stacked(bank.all_templates())[start:start + 256].to(self.device)
+                self.text_tower_calls += 1
+                embeddings.append(self.model.encode_classes(tokens).float())
+        embeddings = torch.cat(embeddings)
+        if key is not None:
+            self.cache.put(key, embeddings)
+        return embeddings
+
+    def label_embeddings(self, labels: Sequence[str | ClassText],
+                         templates: Sequence[str] | None = None) -> torch.Tensor:
+        """(C, D) classifier: every label's prompts encoded, normalised, averaged, normalised.
+        Labels are names or "Name: description"; templates default to the 29-prompt ensemble.
+        Cached on disk by (model, labels, templates)."""
+        return self._encode_prompts(_label_texts(labels), tuple(templates or self.templates))
+
+    def embed_texts(self, texts: Sequence[str], templates: Sequence[str] = (BARE,)) -> torch.Tensor:
+        """(N, D) L2-normalised embeddings of free texts (each text as written by default;
+        pass templates=ALL_PROMPTS for the label ensemble)."""
+        texts = [ClassText(name=" ".join(t.split()), text=" ".join(t.split())) for t in texts]
+        if not texts or not all(t.text for t in texts):
+            raise ValueError("empty text")
+        return self._encode_prompts(texts, tuple(templates))
+
+    # -- video -----------------------------------------------------------------------
+    def dataset(self, paths: Sequence[str | os.PathLike]) -> VideoDataset:
+        """The evaluation's test dataset over `paths` with this recognizer's view settings."""
+        items = [VideoItem(os.fspath(p), 0, i + 1) for i, p in enumerate(paths)]
+        return VideoDataset(items, mode="test", decode_threads=1, **self.view_settings)
+
+    def load_video(self, video) -> torch.Tensor:
+        """uint8 (V, T, 3, S, S) model input for one video.
+
+        - a path: decoded into the test views (raises VideoDecodeError for a bad file);
+        - uint8 (T, H, W, 3) frames of one clip, or (V, T, H, W, 3) several clips: each
+          resized (short side S) and centre-cropped like a test view;
+        - uint8 (V, T, 3, S, S) or (T, 3, S, S): taken as they are.
+        """
+        if not isinstance(video, torch.Tensor):
+            dataset = self.dataset([video])
+            return dataset.load_test_views(dataset.items[0])
+        if video.dtype != torch.uint8:
+            raise ValueError(f"a frame tensor must be uint8, got {video.dtype} (use `encode` "
+                             "for normalised float input)")
+        if video.shape[-1] == 3 and video.dim() in (4, 5):
+            clips = video if video.dim() == 5 else video[None]
+            return torch.cat([test_transform(clip, self.size, 1) for clip in clips])
+        if video.shape[-3] == 3 and video.dim() in (4, 5):
+            return video if video.dim() == 5 else video[None]
+        raise ValueError(f"cannot read a video from a tensor of shape {tuple(video.shape)}: "
+                         "expected uint8 (T, H, W, 3), (V, T, H, W, 3) or (V, T, 3, S, S)")
+
+    def encode(self, videos: torch.Tensor) -> torch.Tensor:
+        """uint8 or normalised float (B, V, T, 3, S, S) -> (B, V, T, D) frame embeddings."""
+        if videos.dim() != 6:
+            raise ValueError(f"expected (batch, views, frames, 3, H, W), got {tuple(videos.shape)}")
+        videos = videos.to(self.device, non_blocking=True)
+        if videos.dtype == torch.uint8:
+            videos = normalize(videos, self.mean, self.std)
+        batch, views = videos.shape[:2]
+        with torch.inference_mode():
+            frames = self.model.encode_frames(videos.flatten(0, 1))
+        return frames.view(batch, views, *frames.shape[1:]).float()
+
+    def view_logits(self, frames: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+        """(B, V, T, D) frame embeddings, (C, D) classifier -> (B, C) logits summed over views."""
+        batch, views = frames.shape[:2]
+        with torch.inference_mode():
+            per_view = self.model.logits(frames.flatten(0, 1), classifier.to(frames.dtype))
+        return per_view.view(batch, views, -1).sum(dim=1)
+
+    @staticmethod
+    def video_embedding(frames: torch.Tensor) -> torch.Tensor:
+        """(..., V, T, D) frame embeddings -> (..., D): mean over views and frames, L2-normalised.
+        Its dot product with a class embedding ranks labels exactly as the summed logits do."""
+        return F.normalize(frames.mean(dim=(-3, -2)), dim=-1)
+
+    def stream(self, paths: Sequence[str | os.PathLike], batch_size: int | None = None,
+               num_workers: int | None = None, progress: bool | None = False,
+               desc: str = "videos") -> Iterator[VideoResult]:
+        """Decode `paths` in worker processes, batch them, and yield a VideoResult per
+        video in input order; a video that cannot be read comes with its error."""
+        if not paths:
+            return
+        from tqdm import tqdm
+
+        dataset = self.dataset(paths)
+        workers = self.num_workers if num_workers is None else num_workers
+        workers = min(workers, len(paths))
+        loader = build_loader(dataset, batch_size=batch_size or self.batch_size,
+                              num_workers=workers, shuffle=False,
+                              pin_memory=self.device.type == "cuda",
+                              prefetch_factor=2 if workers else None)
+        if workers and self.device.type == "cpu":
+            # The forward pass keeps every core busy; decoding at low priority fills the
+            # gaps instead of stalling the model's threads (which wait on each other).
+            loader.worker_init_fn = functools.partial(_low_priority, loader.worker_init_fn)
+        bar = tqdm(total=len(paths), desc=desc, unit="video", disable=not progress if
+                   progress is not None else None, dynamic_ncols=True)
+        try:
+            for batch in loader:
+                results = []
+                if len(batch["index"]):
+                    frames = self.encode(batch["video"]).cpu()
+                    results += [VideoResult(int(i), dataset.items[int(i)].path, frames[k])
+                                for k, i in enumerate(batch["index"])]
+                results += [VideoResult(int(i), dataset.items[int(i)].path, error=f.message)
+                            for i, f in zip(batch["failed_index"], batch["failed"])]
+                for result in sorted(results, key=lambda r: r.index):
+                    bar.update(1)
+                    yield result
+        finally:
+            bar.close()
+
+    # -- the user-facing calls ---------------------------------------------------------
+    def logits(self, video, labels: Sequence[str | ClassText],
+               templates: Sequence[str] | None = None) -> torch.Tensor:
+        """(C,) view-summed logits of one video (path or frame tensor) against `labels`."""
+        classifier = self.label_embeddings(labels, templates)
+        frames = self.encode(self.load_video(video)[None])
+        return self.view_logits(frames, classifier)[0]
+
+    def classify(self, video, labels: Sequence[str | ClassText], top_k: int | None = None,
+                 templates: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """Ranked [(label name, probability)] for one video; probabilities are the softmax
+        over all `labels` of the view-summed logits (so they sum to 1 over the labels)."""
+        names = [c.name for c in _label_texts(labels)]
+        probs = self.logits(video, labels, templates).softmax(dim=-1)
+        return rank(names, probs, top_k)
+
+    def embed_videos(self, videos: Iterable, batch_size: int | None = None,
+                     num_workers: int | None = None, progress: bool = False) -> torch.Tensor:
+        """(N, D) L2-normalised video embeddings (paths and/or frame tensors). A path that
+        cannot be read raises VideoDecodeError; use `stream` to go on past bad files."""
+        from ..data.decode import VideoDecodeError
+
+        videos = list(videos)
+        out: list[torch.Tensor | None] = [None] * len(videos)
+        paths = [(i, v) for i, v in enumerate(videos) if not isinstance(v, torch.Tensor)]
+        for i, v in enumerate(videos):
+            if isinstance(v, torch.Tensor):
+                out[i] = self.video_embedding(self.encode(self.load_video(v)[None]))[0]
+        for result in self.stream([p for _, p in paths], batch_size, num_workers, progress):
+            if not result.ok:
+                raise VideoDecodeError(result.error)
+            out[paths[result.index][0]] = self.video_embedding(result.frames)
+        return torch.stack(out).cpu() if out else torch.empty(0, self.model.embed_dim)
+
+
+def _low_priority(init, worker_id: int) -> None:
+    if init is not None:
+        init(worker_id)
+    try:
+        os.nice(19)
+    except OSError:  # not permitted here: decode at normal priority
+        pass
+
+
+def rank(names: Sequence[str], scores: torch.Tensor, top_k: int | None = None) -> list[tuple[str, float]]:
+    """[(name, score)] sorted by score, highest first (ties keep the label order)."""
+    order = sorted(range(len(names)), key=lambda i: -float(scores[i]))
+    return [(names[i], float(scores[i])) for i in order[: top_k or len(names)]]
