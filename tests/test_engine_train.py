@@ -232,3 +232,15 @@ def test_bad_training_videos_are_skipped_and_reported(data, tmp_path, capsys):
     records = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     [epoch] = [r for r in records if r["kind"] == "epoch"]
     assert epoch["failed_videos"] == 1 and epoch["steps_per_second"] > 0
+
+
+def test_teacher_precision_option(data, tmp_path):
+    """A bf16 teacher: the run trains with finite weights and the teacher really is bf16."""
+    cfg = tiny_config(data, tmp_path / "bf16", epochs=1, average_from_epoch=0, val_list="",
+                      teacher_precision="bf16")
+    trainer = Trainer(cfg, DistInfo())
+    assert trainer.model.teacher.encoder.clip.visual.conv1.weight.dtype == torch.bfloat16
+    trainer.run()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    with pytest.raises(ValueError, match="teacher_precision"):
+        tiny_config(data, tmp_path, teacher_precision="int8")

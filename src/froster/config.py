@@ -54,11 +54,13 @@ class Config:
     warmup_epochs: float = 2.0
     warmup_start_lr: float = 3.33e-8
     min_lr: float = 3.33e-8
-    cosine_after_warmup: bool = False      # False: PySlowFast's cosine over the whole run
+    cosine_after_warmup: bool = True       # as FROSTER's configs (COSINE_AFTER_WARMUP: True)
     weight_decay: float = 0.01
     clip_grad: float = 1.0                 # 0: no clipping
     precision: str = "auto"                # auto: fp16 on CUDA (as the reference), fp32 on CPU
     grad_checkpointing: bool = False
+    teacher_precision: str = "fp32"        # fp32 | bf16 | fp16: run the frozen teacher in reduced precision
+    compile: bool = False                  # torch.compile both towers (falls back to eager if it fails)
     seed: int = 0
     # running
     device: str = "auto"                   # auto | cpu | cuda | cuda:N
@@ -184,6 +186,7 @@ def validate(cfg: Config) -> None:
             raise ValueError(f"{key}={getattr(cfg, key)!r}: expected one of {', '.join(options)}")
 
     choice("precision", PRECISIONS)
+    choice("teacher_precision", ("fp32", "bf16", "fp16"))
     choice("temporal", ("neighbor", "mean"))
     choice("neighbor_padding", ("zeros", "masked"))
     for key in ("num_frames", "sampling_rate", "test_views", "batch_size", "grad_accum",

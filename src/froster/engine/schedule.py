@@ -2,9 +2,9 @@
 (the reference's trainer) computes it at every iteration. A pure function of the step, so
 resuming needs only the step count.
 
-By default the cosine runs over the whole run (PySlowFast's default,
-COSINE_AFTER_WARMUP=False) and the warm-up line ends on the cosine's value at the end of
-the warm-up; with `after_warmup` the cosine starts from `peak` when the warm-up ends.
+With `after_warmup` (FROSTER's configs set COSINE_AFTER_WARMUP: True; our default) the
+warm-up rises to `peak` and the cosine runs from there to `end`. Without it (PySlowFast's
+own default) the cosine spans the whole run and the warm-up ends on its value.
 """
 
 from __future__ import annotations

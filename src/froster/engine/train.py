@@ -48,6 +48,9 @@ def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+TEACHER_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 class Trainer:
     """Builds everything a run needs from a config; `run()` trains, saves and evaluates."""
 
@@ -75,6 +78,10 @@ class Trainer:
         if hasattr(self.model, "text_sharding"):
             self.model.text_sharding = cfg.shard_text
         student.set_grad_checkpointing(cfg.grad_checkpointing)
+        if cfg.compile:
+            student.enable_compile()
+        if self.model.teacher is not None and cfg.teacher_precision != "fp32":
+            self.model.teacher.set_dtype(TEACHER_DTYPES[cfg.teacher_precision])
         self.model.to(self.device).train()
         prep = preprocess_config(student.clip)
         self.size, self.mean, self.std = prep["size"], prep["mean"], prep["std"]
