@@ -17,9 +17,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="a froster checkpoint folder (model.safetensors + config.json)")
     group.add_argument("--model", metavar="ARCH",
                        help="an open_clip architecture, e.g. ViT-B-16 (plain CLIP, no fine-tuning)")
-    group.add_argument("--pretrained", metavar="TAG_OR_FILE", default=None,
-                       help="open_clip tag (e.g. openai) or local weights file for --model; "
-                            "'none' for random weights")
+    group.add_argument("--pretrained", metavar="TAG_OR_FILE", default="openai",
+                       help="open_clip tag or local weights file for --model; 'none' for "
+                            "random weights (only useful for testing)")
     group.add_argument("--temporal", choices=("neighbor", "mean"), default="neighbor",
                        help="temporal attention of --model (default: neighbor, as FROSTER)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
