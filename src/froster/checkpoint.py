@@ -93,6 +93,9 @@ def _atomic(target: Path, write) -> None:
     """Write to a temporary file beside `target`, then rename: a crash leaves the old file."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; keep the usual mode
     try:
         write(tmp)
         os.replace(tmp, target)

@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name == name:  # that area is not installed in this build
+            if err.name == name or name.startswith(f"{err.name}."):  # area not in this build
                 continue
             raise
         module.register(sub)
