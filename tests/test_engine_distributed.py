@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _engine_data import tiny_config, tiny_dataset
+from _engine_data import tiny_config, tiny_dataset, without_key_bias
 
 from froster.engine.distributed import DistInfo
 from froster.engine.train import Trainer
@@ -37,16 +37,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 SETTINGS = {"epochs": 2, "average_from_epoch": 0, "batch_size": 4}
-
-
-def without_key_bias(key, tensor):
-    """Attention's key bias has a zero gradient in exact arithmetic (softmax ignores a shift
-    shared by all keys), so what it gets is rounding noise, which Adam scales up to a full
-    step; it cannot be compared between runs that sum in different orders."""
-    if key.endswith("attn.in_proj_bias"):
-        width = tensor.shape[0] // 3
-        return torch.cat([tensor[:width], tensor[2 * width:]])
-    return tensor
 
 
 @pytest.mark.slow
