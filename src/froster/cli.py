@@ -15,6 +15,20 @@ COMMAND_MODULES = (
 )
 
 
+def guarded(run):
+    """Print the errors a user can fix as one line (no traceback) and exit with 2."""
+    def wrapper(args) -> int:
+        from .clip import WeightsUnavailableError
+        from .data.annotations import AnnotationError
+
+        try:
+            return run(args)
+        except (WeightsUnavailableError, AnnotationError, FileNotFoundError, ValueError) as err:
+            print(f"froster {args.command}: error: {err}", file=sys.stderr)
+            return 2
+    return wrapper
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="froster",

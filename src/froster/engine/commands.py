@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli import guarded as _guarded
+
 CONFIG_HELP = "a YAML config (see configs/); key=value arguments override its fields"
 
 
@@ -25,19 +27,6 @@ def _config_and_overrides(items, required: bool = False):
     if required and config is None:
         raise ValueError("give a config file, e.g. configs/b2n_k400.yaml (then key=value overrides)")
     return config, overrides
-
-
-def _guarded(run):
-    def wrapper(args) -> int:
-        from ..clip import WeightsUnavailableError
-        from ..data.annotations import AnnotationError
-
-        try:
-            return run(args)
-        except (WeightsUnavailableError, AnnotationError, FileNotFoundError, ValueError) as err:
-            print(f"froster {args.command}: error: {err}", file=sys.stderr)
-            return 2
-    return wrapper
 
 
 def _dist(cfg):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from ..cli import guarded as _guarded
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -61,20 +62,6 @@ def _load(args):
 
 def _progress(args) -> bool | None:
     return False if args.no_progress else None  # None: shown when stderr is a terminal
-
-
-def _guarded(run):
-    """Print the errors a user can fix as one line (no traceback) and exit with 2."""
-    def wrapper(args) -> int:
-        from ..clip import WeightsUnavailableError
-        from ..data.annotations import AnnotationError
-
-        try:
-            return run(args)
-        except (WeightsUnavailableError, AnnotationError, FileNotFoundError, ValueError) as err:
-            print(f"froster {args.command}: error: {err}", file=sys.stderr)
-            return 2
-    return wrapper
 
 
 @_guarded
