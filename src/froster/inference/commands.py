@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 from ..cli import guarded as _guarded
 
 
