@@ -46,6 +46,7 @@ class Config:
     test_views: int = 3
     test_crops: int = 1
     num_workers: int = 4
+    flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
     # optimisation
     epochs: int = 12
     batch_size: int = 32                   # global: over all ranks and accumulation steps

@@ -45,6 +45,7 @@ class VideoDataset(torch.utils.data.Dataset):
         seed: int = 0,
         max_retries: int = 10,
         decode_threads: int = 1,
+        flip: bool = True,
     ):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -62,6 +63,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.seed = seed
         self.max_retries = max_retries
         self.decode_threads = decode_threads
+        self.flip = flip
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -87,7 +89,7 @@ class VideoDataset(torch.utils.data.Dataset):
             )
 
         frames, _, _ = read_clip(item.path, choose, threads=self.decode_threads)
-        return train_transform(frames, rng, self.size, self.short_side_range)
+        return train_transform(frames, rng, self.size, self.short_side_range, flip=self.flip)
 
     def _train_item(self, index: int) -> dict:
         rng = random.Random(f"{self.seed}:{self.epoch}:{index}")

@@ -90,7 +90,8 @@ class Trainer:
         self.dataset = VideoDataset(
             items, mode="train", num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate,
             target_fps=cfg.target_fps, size=self.size,
-            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed)
+            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed,
+            flip=cfg.flip)
         self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")

@@ -1,0 +1,53 @@
+"""`froster demo` end to end: a quick smoke run (seconds) and the full default demo (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from froster.cli import main
+from froster.demo.run import CHART_SIZE
+
+
+def _check(out, quick: bool) -> dict:
+    result = json.loads((out / "results.json").read_text())
+    assert result["quick"] is quick
+    assert [r["key"] for r in result["rows"]] == ["zero_shot", "fine_tune", "froster"]
+    for row in result["rows"]:
+        for key in ("base", "novel", "hm"):
+            assert 0.0 <= row[key] <= 100.0
+        b, n = row["base"], row["novel"]
+        assert row["hm"] == pytest.approx(0.0 if b + n == 0 else 2 * b * n / (b + n), abs=1e-6)
+    assert result["timings"]["total"] > 0
+    assert result["settings"]["engine"]["flip"] is False
+    with Image.open(out / "results.png") as image:
+        assert image.format == "PNG"
+        assert image.size == CHART_SIZE
+        image.verify()
+    return result
+
+
+def test_demo_quick(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--output", str(out)]) == 0
+    _check(out, quick=True)
+    printed = capsys.readouterr().out
+    assert "| method | base | novel | HM |" in printed
+    assert "Total time" in printed
+
+
+def test_demo_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    assert "minutes" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_demo_full(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--output", str(out)]) == 0
+    result = _check(out, quick=False)
+    assert result["timings"]["total"] < 600
