@@ -23,3 +23,12 @@ def tiny_clip():
 
     torch.manual_seed(0)
     return create_clip("froster-tiny")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

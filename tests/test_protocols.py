@@ -4,7 +4,6 @@ against the real split files in ../shared."""
 import json
 
 import pytest
-import torch
 from _engine_data import CLASSES, TINY, make_videos, write_classes, write_list
 
 from froster.cli import main
@@ -16,12 +15,7 @@ from froster.protocols import CROSS, harmonic_mean, mean_std, run_b2n, run_cross
 NOVEL = ["Rowing: a person rows a boat", "Surfing: a person rides a wave"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_args(tmp_path, **extra):
