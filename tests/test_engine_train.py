@@ -239,3 +239,17 @@ def test_teacher_precision_option(data, tmp_path):
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     with pytest.raises(ValueError, match="teacher_precision"):
         tiny_config(data, tmp_path, teacher_precision="int8")
+
+
+def test_templates_file_replaces_the_reference_prompts(data, tmp_path):
+    templates = tmp_path / "templates.txt"
+    templates.write_text("a clip of {}.\n{}\n")
+    cfg = tiny_config(data, tmp_path / "run", epochs=1, average_from_epoch=0, val_list="",
+                      templates=str(templates))
+    trainer = Trainer(cfg, DistInfo())
+    assert trainer.bank.templates == ("a clip of {}.", "{}")
+    name = trainer.bank.classes[0].name
+    assert trainer.bank.prompts(0)[0].startswith(f"a clip of {name}.")
+    trainer.run()
+    with pytest.raises(FileNotFoundError, match="templates: .*missing.txt not found"):
+        Trainer(tiny_config(data, tmp_path / "r2", templates=str(tmp_path / "missing.txt")), DistInfo())

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from froster.prompts import ALL_PROMPTS, BARE, TEMPLATES, ClassText, PromptBank, make_prompt
+from froster.prompts import (ALL_PROMPTS, BARE, TEMPLATES, ClassText, PromptBank, make_prompt,
+                             read_templates)
 
 
 def test_there_are_28_templates_plus_the_bare_prompt():
@@ -49,3 +50,15 @@ def test_bank_tokenises_each_template_once(tiny_clip):
     assert bank.stacked([0, 28]).shape == (2, 2, 77)
     bank.stacked([0, 28])
     assert calls == [2, 2]
+
+
+def test_templates_file_is_read_and_bad_lines_are_named(tmp_path):
+    path = tmp_path / "templates.txt"
+    path.write_text("# demo templates\na video of a shape {}.\n\n{}\n")
+    assert read_templates(path) == ("a video of a shape {}.", "{}")
+    path.write_text("a video of {}.\nno placeholder here\n")
+    with pytest.raises(ValueError, match=r"templates.txt:2: .*exactly one"):
+        read_templates(path)
+    path.write_text("# only a comment\n")
+    with pytest.raises(ValueError, match="no templates"):
+        read_templates(path)

@@ -32,6 +32,7 @@ class Config:
     distill: bool = True                   # false: plain fine-tuning baseline
     distill_weight: float = 2.0
     alpha: float = 0.1
+    templates: str = ""                    # "": the reference's 28 templates + bare; else a file, one template per line
     zero_shot: bool = False                # frozen CLIP baseline: no training, evaluation only
     shard_text: bool = False               # under DDP each rank encodes a share of the classes
     # data

@@ -51,6 +51,28 @@ def make_prompt(template: str, cls: ClassText) -> str:
     return f"{prompt} {cls.text}" if cls.has_description else prompt
 
 
+def read_templates(path) -> tuple[str, ...]:
+    """Prompt templates from a text file, one per line with `{}` where the class name goes.
+
+    A line that is just `{}` is the bare prompt (the class text alone); blank lines and
+    lines starting with `#` are skipped. Training draws one template per step.
+    """
+    from pathlib import Path
+
+    templates = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.count("{}") != 1 or line.replace("{}", "").count("{") or line.replace("{}", "").count("}"):
+            raise ValueError(f"{path}:{number}: a template needs exactly one '{{}}' where the class "
+                             f"name goes (and no other braces), got {line!r}")
+        templates.append(line)
+    if not templates:
+        raise ValueError(f"{path}: no templates (one per line, with '{{}}' for the class name)")
+    return tuple(templates)
+
+
 def draw_template(rng: random.Random) -> int:
     """Training draws one of the 28 templates uniformly (the bare prompt is always added)."""
     return rng.randrange(len(TEMPLATES))

@@ -123,7 +123,7 @@ def evaluate_checkpoint(student: VideoCLIP, tokenizer, cfg, list_path: str, clas
     from .inputs import class_bank, list_file, require_data_root
     from .precision import autocast_dtype
 
-    bank = class_bank(class_file, "eval_class_file", tokenizer)
+    bank = class_bank(class_file, "eval_class_file", tokenizer, cfg.templates)
     path = list_file(list_path, "val_list")
     require_data_root(cfg.data_root, list_path)
     dataset = eval_dataset(cfg, str(path), len(bank), preprocess_config(student.clip)["size"])

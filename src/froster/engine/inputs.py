@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data import read_class_names
-from ..prompts import PromptBank
+from ..prompts import ALL_PROMPTS, PromptBank, read_templates
 
 
 def require_file(path: str, key: str, expected: str) -> Path:
@@ -23,10 +23,15 @@ def require_data_root(data_root: str, list_file: str) -> None:
                                 f"the video paths in {list_file} are relative to")
 
 
-def class_bank(class_file: str, key: str, tokenizer) -> PromptBank:
+def class_bank(class_file: str, key: str, tokenizer, templates_file: str = "") -> PromptBank:
+    """The prompts of a class file, under the reference's 29 prompts or `templates_file`'s."""
     path = require_file(class_file, key, "a class file (JSON {\"0\": \"Name: description\"}, "
                                          "CSV index,name, or one name per line)")
-    return PromptBank(read_class_names(path), tokenizer)
+    templates = ALL_PROMPTS
+    if templates_file:
+        templates = read_templates(require_file(templates_file, "templates",
+                                                "a text file with one prompt template per line"))
+    return PromptBank(read_class_names(path), tokenizer, templates)
 
 
 def list_file(path: str, key: str) -> Path:

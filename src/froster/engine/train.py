@@ -70,8 +70,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
         with main_first(info):  # one download of pretrained weights, not one per rank
             student, self.tokenizer = build_student(student_spec(cfg))
-        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer)
-        self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer) \
+        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates)
+        self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer,
+                                    cfg.templates) \
             if cfg.eval_class_file else self.bank
         self.model = Froster(student, distill=cfg.distill, distill_weight=cfg.distill_weight,
                              alpha=cfg.alpha)
@@ -285,7 +286,8 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
                        {"config": cfg.to_dict(), "zero_shot": True})
     result["checkpoint"] = str(output_dir / "zero_shot")
     if cfg.val_list:
-        bank = class_bank(cfg.eval_class_file or cfg.class_file, "eval_class_file", tokenizer)
+        bank = class_bank(cfg.eval_class_file or cfg.class_file, "eval_class_file", tokenizer,
+                          cfg.templates)
         require_data_root(cfg.data_root, cfg.val_list)
         size = preprocess_config(student.clip)["size"]
         dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")), len(bank), size)
