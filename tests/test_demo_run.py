@@ -38,6 +38,18 @@ def test_demo_quick(tmp_path, capsys):
     assert "Total time" in printed
 
 
+def test_demo_control_world_option(tmp_path, capsys):
+    out = tmp_path / "control"
+    assert main(["demo", "--quick", "--signature-prob", "0", "--output", str(out)]) == 0
+    result = _check(out, quick=True)
+    assert result["signature_prob"] == 0.0
+    assert result["settings"]["benchmark"]["signature_prob"] == 0.0
+    assert result["settings"]["pretrain"]["signature_prob"] == 0.0
+    with pytest.raises(SystemExit):
+        main(["demo", "--signature-prob", "1.5"])
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
 def test_demo_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--help"])

@@ -5,8 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from froster.demo.world import (ACTIONS, BASE_ACTIONS, NOVEL_ACTIONS, frame_caption, make_video,
-                                render_frame, sample_scene, trail_visible)
+from froster.demo.world import (ACTIONS, BASE_ACTIONS, COLOURS, NOVEL_ACTIONS, SIGNATURE_COLOURS,
+                                action_by_name, frame_caption, make_video, render_frame,
+                                sample_scene, trail_visible)
 
 SIZE = 32
 TIMES = np.linspace(0, 1, 16)
@@ -27,6 +28,27 @@ def test_split_is_half_and_half_and_novel_names_reuse_words():
     assert not set(BASE_ACTIONS) & set(NOVEL_ACTIONS)
     for name in ("Moving right", "Moving down", "Rotating anticlockwise"):
         assert name in NOVEL_ACTIONS and name.split()[0] in " ".join(BASE_ACTIONS)
+
+
+def test_signature_colours_tell_actions_apart_within_a_split_but_not_mirrors():
+    assert set(SIGNATURE_COLOURS) == {a.name for a in ACTIONS}
+    assert set(SIGNATURE_COLOURS.values()) <= set(COLOURS)
+    for names in (BASE_ACTIONS, NOVEL_ACTIONS):
+        assert len({SIGNATURE_COLOURS[n] for n in names}) == len(names)
+    for base, novel in zip(ACTIONS[0::2], ACTIONS[1::2]):  # the mirrored pairs
+        assert (base.split, novel.split) == ("base", "novel")
+        assert SIGNATURE_COLOURS[base.name] != SIGNATURE_COLOURS[novel.name]
+
+
+@pytest.mark.parametrize("prob", [0.0, 0.6, 1.0])
+def test_signature_prob_sets_the_share_of_usual_colours(prob):
+    rng = np.random.default_rng(3)
+    action = action_by_name("Shaking")
+    colours = [sample_scene(rng, action.name, signature_prob=prob).colour for _ in range(700)]
+    share = np.mean([c == SIGNATURE_COLOURS[action.name] for c in colours])
+    expected = prob + (1 - prob) / len(COLOURS)  # the rest are drawn from all colours
+    assert share == pytest.approx(expected, abs=0.05)
+    assert len(set(colours)) == (1 if prob == 1.0 else len(COLOURS))
 
 
 def _probe(action: str, seed: int):

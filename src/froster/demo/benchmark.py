@@ -24,7 +24,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .world import ACTIONS, Action, make_video
+from .world import ACTIONS, SIGNATURE_PROB, Action, make_video
 
 __all__ = ["BenchmarkSpec", "BenchmarkFiles", "write_benchmark", "write_video", "video_seed"]
 
@@ -39,6 +39,7 @@ class BenchmarkSpec:
     size: int = 32
     fps: int = 8
     trail_prob: float = 0.5     # share of videos whose frames show a motion trail
+    signature_prob: float = SIGNATURE_PROB  # share of videos in their action's usual colour
     seed: int = 0
 
 
@@ -101,7 +102,7 @@ def _write_list(list_path: Path, videos: Path, split: str, actions: list[Action]
         action_index = ACTIONS.index(action)
         for number in range(per_class):
             frames, _ = make_video(video_seed(spec.seed, split, action_index, number), action.name,
-                                   spec.num_frames, spec.size, spec.trail_prob)
+                                   spec.num_frames, spec.size, spec.trail_prob, spec.signature_prob)
             relative = f"{action.slug}/{split}_{number:04d}.mp4"
             write_video(videos / relative, frames, spec.fps)
             lines.append(f"{relative},{label}\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .world import SIGNATURE_PROB
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -25,11 +27,26 @@ def register(subparsers) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny benchmark, a few pretraining steps and 1 epoch (seconds)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and the runs")
+    parser.add_argument("--signature-prob", type=_probability, default=SIGNATURE_PROB, metavar="P",
+                        help="share of videos in their action's usual colour: what a still frame "
+                             "shows of an action, as a guitar does of 'playing guitar' (default: "
+                             f"{SIGNATURE_PROB}); 0 gives the control world, where frozen CLIP is "
+                             "near chance")
     parser.set_defaults(run=_run)
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return value
 
 
 def _run(args) -> int:
     from .run import run_demo
 
-    run_demo(args.output, quick=args.quick, seed=args.seed)
+    run_demo(args.output, quick=args.quick, seed=args.seed, signature_prob=args.signature_prob)
     return 0

@@ -28,7 +28,7 @@ from open_clip.loss import ClipLoss
 from ..clip import create_clip, preprocess_config
 from ..model import VideoCLIP
 from .benchmark import video_seed
-from .world import ACTIONS, frame_caption, render_frame, sample_scene, trail_visible
+from .world import ACTIONS, SIGNATURE_PROB, frame_caption, render_frame, sample_scene, trail_visible
 
 __all__ = ["PretrainConfig", "FrameCorpus", "make_corpus", "contrastive_loss", "pretrain",
            "save_clip"]
@@ -46,6 +46,7 @@ class PretrainConfig:
     warmup_steps: int = 50
     size: int = 32
     trail_prob: float = 0.5
+    signature_prob: float = SIGNATURE_PROB
     seed: int = 0
 
 
@@ -67,12 +68,12 @@ class FrameCorpus:
 
 
 def make_corpus(scenes: int, frames_per_scene: int = 4, size: int = 32, trail_prob: float = 0.5,
-                seed: int = 0) -> FrameCorpus:
+                seed: int = 0, signature_prob: float = SIGNATURE_PROB) -> FrameCorpus:
     images, kept_scenes, times, shows = [], [], [], []
     for number in range(scenes):
         action_index = number % len(ACTIONS)
         rng = np.random.default_rng(video_seed(seed, "pretrain", action_index, number))
-        scene = sample_scene(rng, ACTIONS[action_index].name, trail_prob)
+        scene = sample_scene(rng, ACTIONS[action_index].name, trail_prob, signature_prob)
         for s in rng.uniform(0, 1, frames_per_scene):
             images.append(render_frame(scene, float(s), size))
             kept_scenes.append(scene)
@@ -129,7 +130,8 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), out: str | os.PathLike | No
     """Train a random-weight `cfg.model` on captioned frames; save to `out` if given."""
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
-    corpus = corpus or make_corpus(cfg.scenes, cfg.frames_per_scene, cfg.size, cfg.trail_prob, cfg.seed)
+    corpus = corpus or make_corpus(cfg.scenes, cfg.frames_per_scene, cfg.size, cfg.trail_prob,
+                                   cfg.seed, cfg.signature_prob)
     corpus_seconds = time.perf_counter() - start
     clip, tokenizer = create_clip(cfg.model)
     clip.train()

@@ -26,6 +26,7 @@ from ..config import Config, validate
 from ..protocols import harmonic_mean, run_b2n
 from .benchmark import BenchmarkSpec, write_benchmark
 from .pretrain import PretrainConfig, pretrain
+from .world import SIGNATURE_PROB
 
 __all__ = ["run_demo", "demo_settings", "ROWS", "draw_chart", "markdown_table"]
 
@@ -38,15 +39,20 @@ ROWS = (
 CHART_SIZE = (800, 500)
 
 
-def demo_settings(quick: bool = False, seed: int = 0):
-    """(BenchmarkSpec, PretrainConfig, Config) of the demo; `quick` for a smoke test."""
+def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SIGNATURE_PROB):
+    """(BenchmarkSpec, PretrainConfig, Config) of the demo; `quick` for a smoke test.
+
+    `signature_prob=0` is the control world in which no single frame says anything
+    about the action (see docs/demo.md)."""
     if quick:
-        spec = BenchmarkSpec(train_per_class=4, test_per_class=2, seed=seed)
+        spec = BenchmarkSpec(train_per_class=4, test_per_class=2, signature_prob=signature_prob,
+                             seed=seed)
         pre = PretrainConfig(scenes=24, frames_per_scene=2, steps=3, batch_size=16,
-                             warmup_steps=1, seed=seed)
+                             warmup_steps=1, signature_prob=signature_prob, seed=seed)
     else:
-        spec = BenchmarkSpec(train_per_class=64, test_per_class=16, seed=seed)
-        pre = PretrainConfig(seed=seed)
+        spec = BenchmarkSpec(train_per_class=64, test_per_class=24, signature_prob=signature_prob,
+                             seed=seed)
+        pre = PretrainConfig(steps=1000, signature_prob=signature_prob, seed=seed)
     cfg = Config(model="froster-demo", num_frames=8, sampling_rate=2, target_fps=8.0,
                  test_views=1, flip=False, batch_size=16, lr=1e-3, warmup_epochs=2.0,
                  epochs=1 if quick else 8, average_from_epoch=0 if quick else 2,
@@ -56,13 +62,14 @@ def demo_settings(quick: bool = False, seed: int = 0):
     return spec, pre, cfg
 
 
-def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0, log=print) -> dict:
+def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
+             signature_prob: float = SIGNATURE_PROB, log=print) -> dict:
     from ..engine.distributed import DistInfo
     import torch
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spec, pre_cfg, cfg = demo_settings(quick, seed)
+    spec, pre_cfg, cfg = demo_settings(quick, seed, signature_prob)
     info = DistInfo()
     timings = {}
     start = time.perf_counter()
@@ -97,7 +104,7 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0, log
                      "base_videos": r["base_videos"], "novel_videos": r["novel_videos"]})
     timings["total"] = time.perf_counter() - start
 
-    result = {"quick": quick, "seed": seed, "rows": rows, "timings": timings,
+    result = {"quick": quick, "seed": seed, "signature_prob": signature_prob, "rows": rows, "timings": timings,
               "settings": {"benchmark": asdict(spec), "pretrain": asdict(pre_cfg),
                            "pretrain_final_loss": pre.losses[-1] if pre.losses else None,
                            "engine": {k: v for k, v in cfg.to_dict().items()},

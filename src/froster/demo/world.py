@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "Action", "ACTIONS", "BASE_ACTIONS", "NOVEL_ACTIONS", "action_by_name",
+    "SIGNATURE_COLOURS", "SIGNATURE_PROB",
     "SHAPES", "COLOURS", "TEXTURES", "BACKGROUNDS", "BACKGROUND_COLOURS",
     "Scene", "ObjectState", "sample_scene", "object_state", "render_frame", "render",
     "make_video", "frame_caption", "trail_visible",
@@ -96,12 +97,27 @@ BACKGROUNDS = ("plain", "gradient", "noisy")
 BACKGROUND_COLOURS = {"black": (15, 15, 15), "grey": (105, 105, 105),
                       "brown": (95, 65, 40), "dark green": (25, 70, 35)}
 
+#: Each action's usual colour, as a real action has its usual objects and places (a guitar,
+#: a pool): within base and within novel actions all differ, and no novel action shares
+#: its mirror's colour. A video takes it with probability `signature_prob`, else any colour.
+#: It is what a single frame can know about an action (docs/demo.md); 0 removes it.
+SIGNATURE_COLOURS = {
+    "Moving left": "red", "Moving up": "green", "Rotating clockwise": "blue", "Growing": "yellow",
+    "Appearing": "purple", "Bouncing": "orange",
+    "Moving right": "green", "Moving down": "blue", "Rotating anticlockwise": "yellow",
+    "Shrinking": "purple", "Disappearing": "orange", "Shaking": "red",
+}
+SIGNATURE_PROB = 0.6
+
 _SUPERSAMPLE = 2        # anti-aliasing: draw at twice the size and average
 _TRAIL_LAGS = (0.12, 0.24, 0.36)     # trail copies, in fractions of the clip, behind "now"
 _TRAIL_ALPHAS = (0.55, 0.38, 0.22)  # their opacity (times the video's trail strength)
 _EXTENT = 1.15         # farthest point of any shape, in radii (a square's corner)
 _MARGIN = 0.04         # kept free at the frame's edge
 _SMALL_LARGE = 0.18     # radius / frame size above which a caption says "large"
+_RADIUS_SMALL = (0.13, 0.16)   # radius ranges, as fractions of the frame
+_RADIUS_LARGE = (0.2, 0.24)
+_RADIUS_GROW = (0.12, 0.14)    # start of a growing object (end of a shrinking one)
 
 
 @dataclass(frozen=True)
@@ -133,7 +149,8 @@ class ObjectState:
     opacity: float
 
 
-def sample_scene(rng: np.random.Generator, action: str, trail_prob: float = 0.5) -> Scene:
+def sample_scene(rng: np.random.Generator, action: str, trail_prob: float = 0.5,
+                 signature_prob: float = SIGNATURE_PROB) -> Scene:
     """A random scene of `action` whose whole motion stays inside the frame."""
     act = action_by_name(action).name
     shape = SHAPES[rng.integers(len(SHAPES))]
@@ -141,9 +158,9 @@ def sample_scene(rng: np.random.Generator, action: str, trail_prob: float = 0.5)
     if act.startswith("Rotating") and shape == "circle":
         texture = "striped"  # a plain circle turning looks still
     large = rng.random() < 0.5
-    radius = rng.uniform(0.2, 0.24) if large else rng.uniform(0.13, 0.16)
+    radius = rng.uniform(*_RADIUS_LARGE) if large else rng.uniform(*_RADIUS_SMALL)
     if act in ("Growing", "Shrinking"):
-        radius = rng.uniform(0.12, 0.14)
+        radius = rng.uniform(*_RADIUS_GROW)
     reach = _EXTENT * radius + _MARGIN  # centre to frame edge, at the largest
     room = 1 - 2 * reach                # how far the centre can travel
     amount, x_span, y_span = 0.0, (0.0, 0.0), (0.0, 0.0)
@@ -171,6 +188,8 @@ def sample_scene(rng: np.random.Generator, action: str, trail_prob: float = 0.5)
     background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     background_colour = list(BACKGROUND_COLOURS)[rng.integers(len(BACKGROUND_COLOURS))]
     colour = list(COLOURS)[rng.integers(len(COLOURS))]
+    if rng.random() < signature_prob:
+        colour = SIGNATURE_COLOURS[act]
     trail = float(rng.uniform(0.6, 1.0)) if rng.random() < trail_prob else 0.0
     if act in ("Appearing", "Disappearing"):
         trail = 0.0  # nothing moves, so nothing trails
@@ -288,9 +307,9 @@ def render(scene: Scene, num_frames: int = 16, size: int = 32) -> np.ndarray:
 
 
 def make_video(seed: int | list[int], action: str, num_frames: int = 16, size: int = 32,
-               trail_prob: float = 0.5) -> tuple[np.ndarray, Scene]:
+               trail_prob: float = 0.5, signature_prob: float = SIGNATURE_PROB) -> tuple[np.ndarray, Scene]:
     """The video of `action` drawn from `seed`: (frames, scene)."""
-    scene = sample_scene(np.random.default_rng(seed), action, trail_prob)
+    scene = sample_scene(np.random.default_rng(seed), action, trail_prob, signature_prob)
     return render(scene, num_frames, size), scene
 
 
