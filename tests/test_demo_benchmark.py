@@ -11,10 +11,13 @@ from froster.demo.world import ACTIONS, BASE_ACTIONS, NOVEL_ACTIONS, make_video
 
 
 def test_written_benchmark_reads_back_through_the_data_pipeline(tmp_path):
-    spec = BenchmarkSpec(train_per_class=2, test_per_class=1, seed=3)
+    spec = BenchmarkSpec(train_per_class=2, test_per_class=1, train_splits=2, seed=3)
     files = write_benchmark(tmp_path, spec)
 
-    train = read_annotations(files.train, files.videos)
+    assert [p.name for p in files.train] == ["train_1.csv", "train_2.csv"]
+    splits = [read_annotations(path, files.videos) for path in files.train]
+    assert not {i.path for i in splits[0]} & {i.path for i in splits[1]}  # disjoint draws
+    train = splits[1]
     val = read_annotations(files.val, files.videos)
     test = read_annotations(files.test, files.videos)
     assert len(train) == 2 * len(BASE_ACTIONS) and len(val) == len(BASE_ACTIONS)
@@ -42,8 +45,9 @@ def test_written_benchmark_reads_back_through_the_data_pipeline(tmp_path):
 
 
 def test_video_seeds_do_not_depend_on_split_sizes(tmp_path):
-    small = write_benchmark(tmp_path / "a", BenchmarkSpec(train_per_class=1, test_per_class=1))
+    small = write_benchmark(tmp_path / "a", BenchmarkSpec(train_per_class=1, test_per_class=1,
+                                                          train_splits=1))
     large = write_benchmark(tmp_path / "b", BenchmarkSpec(train_per_class=2, test_per_class=1))
-    a = read_annotations(small.train, small.videos)[0].path
-    b = read_annotations(large.train, large.videos)[0].path
+    a = read_annotations(small.train[0], small.videos)[0].path
+    b = read_annotations(large.train[0], large.videos)[0].path
     assert np.array_equal(decode_frames(a, range(16)).numpy(), decode_frames(b, range(16)).numpy())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -15,11 +16,18 @@ def _check(out, quick: bool) -> dict:
     result = json.loads((out / "results.json").read_text())
     assert result["quick"] is quick
     assert [r["key"] for r in result["rows"]] == ["zero_shot", "fine_tune", "froster"]
+    splits = result["settings"]["benchmark"]["train_splits"]
     for row in result["rows"]:
         for key in ("base", "novel", "hm"):
             assert 0.0 <= row[key] <= 100.0
         b, n = row["base"], row["novel"]
         assert row["hm"] == pytest.approx(0.0 if b + n == 0 else 2 * b * n / (b + n), abs=1e-6)
+        assert len(row["splits"]) == (1 if row["key"] == "zero_shot" else splits)
+        for key in ("base", "novel"):  # mean and std over the training splits
+            values = np.array([s[key] for s in row["splits"]])
+            assert row[key] == pytest.approx(values.mean(), abs=1e-6)
+            assert row[f"{key}_std"] == pytest.approx(values.std(), abs=1e-6)
+    assert f"mean ± std over {splits} training splits" in (out / "results.md").read_text()
     assert result["timings"]["total"] > 0
     assert result["settings"]["engine"]["flip"] is False
     with Image.open(out / "results.png") as image:
@@ -34,7 +42,7 @@ def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--output", str(out)]) == 0
     _check(out, quick=True)
     printed = capsys.readouterr().out
-    assert "| method | base | novel | HM |" in printed
+    assert "| method | base | novel | HM | splits |" in printed
     assert "Total time" in printed
 
 

@@ -1,7 +1,8 @@
 """Writing the world's base-to-novel benchmark to disk, in FROSTER's file layout.
 
     root/videos/<action>/<split>_<i>.mp4   H.264 (4:4:4, lossless), 16 frames at 8 fps
-    root/splits/train.csv                  base training videos, `path,label` (base index)
+    root/splits/train_K.csv                training split K = 1..N of base videos, `path,label`
+                                           (base index); as the paper's 3 splits, disjoint here
     root/splits/val.csv                    base test videos (base index)
     root/splits/test.csv                   novel test videos (novel index)
     root/splits/{train,test}_idx2cls.csv   `index,name` of base / novel classes
@@ -33,7 +34,8 @@ _SPLIT_IDS = {"train": 1, "val": 2, "test": 3, "pretrain": 4}
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
-    train_per_class: int = 16   # shots per base class, as the paper's base-to-novel protocol
+    train_per_class: int = 16   # shots per base class in each training split
+    train_splits: int = 3       # training splits, as the paper's base-to-novel protocol
     test_per_class: int = 16    # test videos per class, base and novel
     num_frames: int = 16
     size: int = 32
@@ -47,7 +49,7 @@ class BenchmarkSpec:
 class BenchmarkFiles:
     root: Path
     videos: Path      # the data root the lists are relative to
-    train: Path
+    train: tuple[Path, ...]  # train_1.csv .. train_N.csv
     val: Path
     test: Path
     base_classes: Path
@@ -80,9 +82,14 @@ def write_benchmark(root: str | os.PathLike, spec: BenchmarkSpec = BenchmarkSpec
     splits.mkdir(parents=True, exist_ok=True)
     base = [a for a in ACTIONS if a.split == "base"]
     novel = [a for a in ACTIONS if a.split == "novel"]
-    files = BenchmarkFiles(root, videos, splits / "train.csv", splits / "val.csv", splits / "test.csv",
+    if spec.train_splits < 1:
+        raise ValueError(f"train_splits must be at least 1, got {spec.train_splits}")
+    train = tuple(splits / f"train_{k}.csv" for k in range(1, spec.train_splits + 1))
+    files = BenchmarkFiles(root, videos, train, splits / "val.csv", splits / "test.csv",
                            splits / "train_rephrased.json", splits / "test_rephrased.json")
-    _write_list(files.train, videos, "train", base, spec.train_per_class, spec)
+    for k, path in enumerate(train):  # split K holds videos (K-1)*n .. K*n-1 of each action
+        _write_list(path, videos, "train", base, spec.train_per_class, spec,
+                    first=k * spec.train_per_class)
     _write_list(files.val, videos, "val", base, spec.test_per_class, spec)
     _write_list(files.test, videos, "test", novel, spec.test_per_class, spec)
     for name, actions in (("train", base), ("test", novel)):
@@ -95,12 +102,12 @@ def write_benchmark(root: str | os.PathLike, spec: BenchmarkSpec = BenchmarkSpec
 
 
 def _write_list(list_path: Path, videos: Path, split: str, actions: list[Action], per_class: int,
-                spec: BenchmarkSpec) -> None:
+                spec: BenchmarkSpec, first: int = 0) -> None:
     lines = []
     for label, action in enumerate(actions):
         (videos / action.slug).mkdir(parents=True, exist_ok=True)
         action_index = ACTIONS.index(action)
-        for number in range(per_class):
+        for number in range(first, first + per_class):
             frames, _ = make_video(video_seed(spec.seed, split, action_index, number), action.name,
                                    spec.num_frames, spec.size, spec.trail_prob, spec.signature_prob)
             relative = f"{action.slug}/{split}_{number:04d}.mp4"
