@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from froster.cli import main
-from froster.demo.run import CHART_SIZE
+from froster.demo.run import CHART_SIZE, DEMO_EPOCHS
 
 
 def _check(out, quick: bool) -> dict:
@@ -46,23 +46,31 @@ def test_demo_quick(tmp_path, capsys):
     assert "Total time" in printed
 
 
-def test_demo_control_world_option(tmp_path, capsys):
+def test_demo_control_world_and_epochs_options(tmp_path, capsys):
     out = tmp_path / "control"
-    assert main(["demo", "--quick", "--signature-prob", "0", "--output", str(out)]) == 0
+    assert main(["demo", "--quick", "--signature-prob", "0", "--epochs", "2",
+                 "--output", str(out)]) == 0
     result = _check(out, quick=True)
     assert result["signature_prob"] == 0.0
     assert result["settings"]["benchmark"]["signature_prob"] == 0.0
     assert result["settings"]["pretrain"]["signature_prob"] == 0.0
-    with pytest.raises(SystemExit):
-        main(["demo", "--signature-prob", "1.5"])
-    assert "between 0 and 1" in capsys.readouterr().err
+    assert result["settings"]["engine"]["epochs"] == 2
+    log = [json.loads(line) for line in (out / "froster" / "train_1" / "log.jsonl").open()]
+    assert [e["epoch"] for e in log if e["kind"] == "epoch"] == [1, 2]
+    for bad, message in ((["--signature-prob", "1.5"], "between 0 and 1"),
+                         (["--epochs", "0"], "epochs >= 1")):
+        with pytest.raises(SystemExit):
+            main(["demo", *bad])
+        assert message in capsys.readouterr().err
 
 
 def test_demo_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--help"])
     assert exit_info.value.code == 0
-    assert "minutes" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "minutes" in printed
+    assert f"(default: {DEMO_EPOCHS};" in " ".join(printed.split())  # the help says the real default
 
 
 @pytest.mark.slow
@@ -70,4 +78,4 @@ def test_demo_full(tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--output", str(out)]) == 0
     result = _check(out, quick=False)
-    assert result["timings"]["total"] < 600
+    assert result["settings"]["benchmark"]["train_splits"] == 3
