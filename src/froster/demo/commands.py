@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                     "     frozen CLIP zero-shot, plain fine-tuning and FROSTER.\n"
                     "Writes results.json, results.md and results.png (bar chart) to --output and\n"
                     "prints the table (base, novel, HM top-1 %).\n\n"
-                    "Takes about 5-10 minutes on 2 CPU cores (a GPU is not needed); --quick\n"
+                    "Takes about 8 minutes on 2 CPU cores (a GPU is not needed); --quick\n"
                     "takes seconds and is a smoke test only (its numbers mean nothing).")
     parser.add_argument("--output", default="froster_demo", metavar="DIR",
                         help="folder for the benchmark, weights, runs and results "

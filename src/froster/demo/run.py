@@ -1,6 +1,6 @@
 """The whole synthetic base-to-novel demo, end to end, through the real code paths.
 
-    result = run_demo("froster_demo")           # about 6-8 minutes on 2 CPU cores
+    result = run_demo("froster_demo")           # about 8 minutes on 2 CPU cores
     result = run_demo("/tmp/d", quick=True)      # seconds: a smoke test, numbers are noise
 
 1. `write_benchmark`: the world's videos and FROSTER-layout split files (`benchmark/`),
