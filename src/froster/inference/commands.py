@@ -22,8 +22,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pretrained", metavar="TAG_OR_FILE", default="openai",
                        help="open_clip tag or local weights file for --model; 'none' for "
                             "random weights (only useful for testing)")
-    group.add_argument("--temporal", choices=("neighbor", "mean"), default="neighbor",
-                       help="temporal attention of --model (default: neighbor, as FROSTER)")
+    from ..backbones import names  # no torch: the registry lists names only
+
+    group.add_argument("--temporal", choices=names(), default="neighbor",
+                       help="video backbone of --model (default: neighbor, as FROSTER); "
+                            "a checkpoint records its own")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     views = parser.add_argument_group("views and throughput")
     views.add_argument("--views", type=int, default=3, help="temporal views per video (default 3)")
