@@ -37,15 +37,32 @@ def student_spec(cfg: Config) -> StudentSpec:
                        temporal=cfg.temporal, neighbor_padding=cfg.neighbor_padding)
 
 
-def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(module: torch.nn.Module, weight_decay: float, scaled=(),
+                 lr_scale: float = 1.0) -> list[dict]:
     """Weight decay on matrices only; none on 1-D/0-D parameters (biases, norms, logit_scale,
-    class embedding), as the reference."""
+    class embedding), as the reference. The `scaled` parameters (a backbone's added
+    modules) go to groups of their own whose learning rate is `lr_scale` times the rest's."""
     decay, no_decay = [], []
     for p in module.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    return scale_lr([{"params": decay, "weight_decay": weight_decay},
+                     {"params": no_decay, "weight_decay": 0.0}], scaled, lr_scale)
+
+
+def scale_lr(groups: list[dict], scaled, lr_scale: float) -> list[dict]:
+    """Split each group into its parameters outside `scaled` and those inside, the latter
+    with `lr_scale` (read by `schedule.set_lr`); empty new groups are left out."""
+    ids = {id(p) for p in scaled}
+    if not ids:
+        return groups
+    out = []
+    for group in groups:
+        inside = [p for p in group["params"] if id(p) in ids]
+        out.append(group | {"params": [p for p in group["params"] if id(p) not in ids]})
+        if inside:
+            out.append(group | {"params": inside, "lr_scale": lr_scale})
+    return out
 
 
 TEACHER_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -70,6 +87,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
         with main_first(info):  # one download of pretrained weights, not one per rank
             student, self.tokenizer = build_student(student_spec(cfg))
+        student.set_train_params(cfg.train_params)
         self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates)
         self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer,
                                     cfg.templates) \
@@ -105,7 +123,9 @@ class Trainer:
 
         self.dtype = autocast_dtype(cfg.precision, self.device)
         self.scaler = grad_scaler(self.device, self.dtype)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, cfg.weight_decay, student.added_parameters(),
+                         cfg.added_lr_scale), lr=cfg.lr)
         self.ddp = None
         if info.distributed:
             self.ddp = DistributedDataParallel(
