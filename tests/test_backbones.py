@@ -463,6 +463,12 @@ def test_every_command_takes_every_backbone(data, tmp_path, temporal, capsys):
     assert json.loads(capsys.readouterr().out)["video"] == "clip.mp4"
 
 
+@pytest.mark.slow
+def test_two_process_gloo_run_matches_one_process_with_adapters(tmp_path):
+    from test_engine_distributed import SETTINGS, two_processes_match_one
+    two_processes_match_one(tmp_path, SETTINGS | {"temporal": "st_adapter"})
+
+
 def test_config_validates_backbone_options():
     from froster.config import load_config
     assert load_config(overrides=["temporal=st_adapter", "train_params=added"]).train_params == "added"
