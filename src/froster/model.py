@@ -82,7 +82,6 @@ class VideoCLIP(nn.Module):
         (for `actionclip`, the fused per-frame outputs of its temporal transformer)."""
         if video.dim() != 5:
             raise ValueError(f"video must be (batch, frames, 3, H, W), got shape {tuple(video.shape)}")
-        self.backbone.check_frames(video.shape[1])
         return F.normalize(self._visual(video.flatten(0, 1), video.shape[1]), dim=-1)
 
     def _visual(self, images: torch.Tensor, frames: int) -> torch.Tensor:

@@ -80,9 +80,6 @@ class Backbone:
                         delattr(block, name)
 
     # -- the forward pass ----------------------------------------------------------
-    def check_frames(self, frames: int) -> None:
-        """Raise a ValueError if this backbone cannot take clips of `frames` frames."""
-
     def step(self, frames: int, kernel: Callable) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
         """`step(block, x)`: one residual block on (B*T, L, D) tokens. Default: CLIP's
         block with plain attention, each frame on its own."""
