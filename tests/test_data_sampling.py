@@ -70,7 +70,8 @@ def frame_indices(video):
 def test_test_dataset_returns_the_views(video60):
     # 4 frames x stride 8 at 30 fps = 64 source frames at 60 fps; starts 0, 68, 136
     ds = VideoDataset([VideoItem(video60, 3, 1)], mode="test", num_frames=4, sampling_rate=8,
-                      target_fps=30, num_views=3, num_crops=3, size=16, short_side_range=(16, 20))
+                      target_fps=30, num_views=3, num_crops=3, size=16, short_side_range=(16, 20),
+                      sampling="uniform")
     sample = ds[0]
     assert sample["video"].shape == (9, 4, 3, 16, 16) and sample["video"].dtype == torch.uint8
     assert sample["label"] == 3 and sample["failed"] == []
@@ -83,7 +84,8 @@ def test_test_dataset_returns_the_views(video60):
 @pytest.mark.parametrize("stride, target_fps", [(2, 30), (8, 30), (4, 15)])
 def test_train_dataset_returns_the_clip(video60, stride, target_fps):
     ds = VideoDataset([VideoItem(video60, 0, 1)], mode="train", num_frames=4, sampling_rate=stride,
-                      target_fps=target_fps, size=16, short_side_range=(16, 24), seed=5)
+                      target_fps=target_fps, size=16, short_side_range=(16, 24), seed=5,
+                      sampling="uniform")
     for epoch in (0, 1):
         ds.set_epoch(epoch)
         sample = ds[0]
