@@ -14,7 +14,7 @@ import torch
 from froster.data import VideoDataset, VideoItem, open_video
 from froster.data.decode import VideoDecodeError
 from froster.data.sampling import ClipSpec, reference, test_view_indices
-from froster.data.sampling.timestamps import decode_window
+from froster.data.sampling.timestamps import decode_window, decode_windows
 from froster.data.synthetic import read_frame_index, write_video
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
@@ -24,6 +24,7 @@ CODECS = {
     "avi": dict(codec="mpeg4", options={"qscale": "2"}),
     "mkv": dict(codec="ffv1", pix_fmt="bgr0"),
     "webm": dict(codec="libvpx-vp9", options={"lossless": "1", "deadline": "realtime"}),
+    "mp4-one-keyframe": dict(codec="libx264", options={"crf": "0", "sc_threshold": "0"}),
 }
 
 
@@ -167,15 +168,16 @@ def test_avi_timestamps_out_of_order_are_sorted_as_the_reference_does():
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     root = tmp_path_factory.mktemp("containers")
-    return {ext: write_video(root / f"v.{ext}", 200, width=32, height=24, fps=30, **kw)
-            for ext, kw in CODECS.items()}
+    return {name: write_video(root / f"{name}.{name.split('-')[0]}", 200, width=32, height=24,
+                              fps=30, **kw)
+            for name, kw in CODECS.items()}
 
 
 @pytest.mark.parametrize("ext", sorted(CODECS))
 def test_generated_files_through_the_dataset(generated, ext):
     path = generated[ext]
     d = Decoded(path)
-    assert (d.duration is not None) == (ext in ("mp4", "avi"))  # path A or path B
+    assert (d.duration is not None) == (ext not in ("mkv", "webm"))  # path A or path B
     spec = dict(num_frames=8, sampling_rate=16, target_fps=30, size=16, short_side_range=(16, 18))
     test = VideoDataset([VideoItem(path, 0, 1)], mode="test", num_views=3, **spec)[0]
     assert [indices(v) for v in test["video"]] == rule_indices(d) and test["fallback"] == []
@@ -186,6 +188,19 @@ def test_generated_files_through_the_dataset(generated, ext):
         assert indices(sampled.frames) == rule_indices(d, start=start)[0], start
     if ext in ("mkv", "webm"):  # path B: the offset rule over all frames, as the uniform option
         assert [indices(v) for v in test["video"]] == test_view_indices(200, 30)
+
+
+@pytest.mark.parametrize("name, passes", [("mp4-one-keyframe", 1), ("mp4", 3)])
+def test_views_whose_seeks_land_together_share_one_decoding_pass(generated, name, passes):
+    with open_video(generated[name], apply_rotation=False) as video:
+        calls = []
+        decode_from = video.decode_from
+        video.decode_from = lambda seek: calls.append(seek) or decode_from(seek)
+        got = reference.test_views(video, ClipSpec())
+    # a keyframe at 0 only: one pass; keyframes every 25 frames (x264's scene cuts on these
+    # frames): the views' seeks land on different keyframes, one pass each
+    assert len(calls) == passes
+    assert indices(got.frames) == [i for clip in rule_indices(Decoded(generated[name])) for i in clip]
 
 
 def test_the_training_start_is_drawn_uniformly(clip300):
@@ -292,6 +307,9 @@ class FakeVideo:
         self.pts, self.landing, self.calls = pts, landing, []
         self.first_pts, self.error, self.path = pts[0], None, "fake.mp4"
 
+    def seek_landing(self, seek):
+        return self.landing if self.landing is not None else max(0, min(seek, len(self.pts) - 1)) // 10
+
     def decode_from(self, seek):
         self.calls.append(seek)
         frames = [FakeFrame(p, i) for i, p in enumerate(self.pts)]
@@ -337,6 +355,18 @@ def test_window_seek_that_lands_late_decodes_from_the_start():
     assert video.calls == [512 * 30 - 1024, None]
     assert window.restarted and "landed at pts 30720" in window.restarted
     assert window.pts == pts[30:52]
+
+
+def test_shared_pass_gives_each_window_its_own_frames():
+    pts = [0, 1, 2, 4, 3, 5, 6, 8, 7, 9, 10, 11, 12, 13, 14]
+    bounds = [(2, 7), (3, 9), (5, 12)]  # seeks to 0: all land on the keyframe at 0
+    video = FakeVideo(pts)
+    shared = decode_windows(video, bounds, set(range(12)))
+    assert video.calls == [0]
+    alone = [decode_window(FakeVideo(pts), s, e, set(range(12))) for s, e in bounds]
+    for a, b in zip(shared, alone):
+        assert a.pts == b.pts and a.inside == b.inside
+        assert tags(a, range(len(a.pts))) == tags(b, range(len(b.pts)))
 
 
 def test_window_memory_is_bounded_but_the_result_is_not_changed():

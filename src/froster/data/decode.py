@@ -304,6 +304,21 @@ class _Video:
         self._fresh = False
         return self._decoded()
 
+    def seek_landing(self, seek_pts: int) -> tuple | None:
+        """Where `decode_from(seek_pts)` starts: the first packet after the seek, as
+        (pts, dts, byte position); None if the seek fails or lands at the end."""
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        self._fresh = False
+        try:
+            self.container.seek(seek_pts, backward=True, any_frame=False, stream=self.stream)
+            for packet in self.container.demux(self.stream):
+                return None if packet.size == 0 else (packet.pts, packet.dts, packet.pos)
+        except Exception:  # noqa: BLE001 - the caller decodes from this seek and sees why
+            return None
+        return None
+
     def _decoded(self) -> Iterator[av.VideoFrame]:
         try:
             yield from self.container.decode(self.stream)

@@ -33,11 +33,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     views.add_argument("--sampling", choices=("reference", "uniform"), default="reference",
                        help="which frames make a view: 'reference', those the FROSTER "
                             "reference decoder takes (what its models were trained and tested "
-                            "on); 'uniform', views spread evenly over the whole video "
-                            "(default: reference)")
+                            "on); 'uniform', views spread evenly over the whole video")
     views.add_argument("--ignore-rotation", action="store_true",
-                       help="decode frames as stored, ignoring the video's display rotation "
-                            "(as the reference does; default: rotated as a player shows them)")
+                       help="decode frames as stored, ignoring the video's display rotation, "
+                            "as the reference does (without it: rotated as a player shows them)")
     views.add_argument("--batch-size", type=int, default=4, help="videos per forward pass (default 4)")
     views.add_argument("--workers", type=int, default=None,
                        help="decoding worker processes (default: min(4, CPU cores))")

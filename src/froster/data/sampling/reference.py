@@ -60,7 +60,7 @@ import torch
 
 from ..decode import VideoDecodeError
 from .clip import ClipSpec, Sampled
-from .timestamps import NoTimestamps, decode_window, decoding_order, frames_in_order
+from .timestamps import NoTimestamps, decode_windows, decoding_order, frames_in_order
 
 __all__ = ["window_size", "clip_span", "temporal_positions", "window_pts", "view_starts",
            "offset_starts", "train_clip", "test_views"]
@@ -155,16 +155,16 @@ def _path_a(video, spec: ClipSpec, starts: Starts) -> Sampled:
         raise _Fallback(f"timestamps start at pts {video.first_pts}, more than half a window "
                         "after 0")
     sampled = set(torch.linspace(0.0, span - 1, spec.num_frames).long().tolist())
+    bounds = [window_pts(start, size, duration, count) for start in starts(max(count - size, 0))]
+    try:
+        windows = decode_windows(video, bounds, sampled)
+    except NoTimestamps:
+        raise _Fallback("frames without timestamps") from None
     clips, note = [], None
-    for start in starts(max(count - size, 0)):
-        start_pts, end_pts = window_pts(start, size, duration, count)
-        try:
-            window = decode_window(video, start_pts, end_pts, sampled)
-        except NoTimestamps:
-            raise _Fallback("frames without timestamps") from None
-        if video.error:
+    for (start_pts, end_pts), window in zip(bounds, windows):
+        if window.error:
             raise _Fallback(f"FFmpeg error inside the window at pts {start_pts}..{end_pts}: "
-                            f"{video.error}")
+                            f"{window.error}")
         if window.inside < min(size, count) / 2:
             raise _Fallback(f"the window at pts {start_pts}..{end_pts} holds {window.inside} "
                             f"frames of {min(size, count):g} (the header says {count} frames, "
