@@ -13,7 +13,10 @@ Prints, for each backbone <name>:
   logit_scale and FROSTER's two heads); for neighbor and mean, which add nothing and can
   only train everything, the `all` count (every CLIP parameter and the heads);
 - step_over_neighbor_<name>: seconds of a training step (forward + backward, `train_params:
-  all`) over neighbor's, same batch, interleaved rounds, median per backbone;
+  all`) over neighbor's, same batch, interleaved rounds, median per backbone (the text
+  tower's 800 prompts are most of a step at this size);
+- visual_step_over_neighbor_<name>: the same for the visual tower alone (forward +
+  backward of the frame embeddings): the backbone's own cost;
 - peak_mem_over_neighbor_<name>: memory of training over neighbor's, `train_params: all`:
   the student's weights and FROSTER's heads and AdamW's state (two fp32 tensors per
   trainable parameter), counted, plus the peak of one forward + backward (activations and
@@ -33,6 +36,7 @@ import random
 import statistics
 import sys
 import time
+from functools import partial
 
 import torch
 from _measure import PeakRSS, k400_class_texts, track_large_allocations
@@ -125,17 +129,23 @@ def built_and_stepped(clip, teacher, name, train_params, bank, templates, video,
     return model, weights_mb(model) + adamw_state_mb(model) + peak
 
 
-def step_times(models: dict, bank, templates, video, labels, rounds: int, device) -> dict[str, float]:
-    """Median step seconds per backbone, the backbones taking turns in every round."""
-    times = {name: [] for name in models}
+def interleaved_times(steps: dict, rounds: int, device) -> dict[str, float]:
+    """Median seconds of each `steps[name]()`, the backbones taking turns in every round."""
+    times = {name: [] for name in steps}
     for _ in range(rounds):
-        for name, model in models.items():
+        for name, run in steps.items():
             sync(device)
             start = time.perf_counter()
-            train_step(model, bank, video, labels, templates)
+            run()
             sync(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def visual_step(student, video) -> None:
+    """Forward and backward of the visual tower alone: the backbone's own cost."""
+    student.zero_grad(set_to_none=True)
+    student.encode_frames(video).sum().backward()
 
 
 def main() -> None:
@@ -180,7 +190,13 @@ def main() -> None:
                                                              bank, templates, video, labels, device)
         models[name].zero_grad(set_to_none=True)
     progress(f"step times, {args.rounds} interleaved rounds")
-    seconds = step_times(models, bank, templates, video, labels, args.rounds, device)
+    seconds = interleaved_times({name: partial(train_step, m, bank, video, labels, templates)
+                                 for name, m in models.items()}, args.rounds, device)
+    progress(f"visual tower times, {args.rounds + 1} interleaved rounds")
+    for model in models.values():
+        visual_step(model.student, video)  # warm-up
+    visual = interleaved_times({name: partial(visual_step, m.student, video)
+                                for name, m in models.items()}, args.rounds + 1, device)
     progress("done")
 
     print(f"model: {args.model} (steps and memory), {args.params_model} (parameters)")
@@ -190,12 +206,14 @@ def main() -> None:
         print(f"{key}: {value:.3f}")
     for name in NAMES:
         print(f"step_seconds_{name}: {seconds[name]:.4g}")
+        print(f"visual_step_seconds_{name}: {visual[name]:.4g}")
         print(f"peak_mem_mb_{name}: {peaks[name, 'all']:.0f}")
         if name in ADDED:
             print(f"peak_mem_mb_added_{name}: {peaks[name, 'added']:.0f}")
     for name in NAMES:
         if name != "neighbor":
             print(f"step_over_neighbor_{name}: {seconds[name] / seconds['neighbor']:.2f}")
+            print(f"visual_step_over_neighbor_{name}: {visual[name] / visual['neighbor']:.2f}")
             print(f"peak_mem_over_neighbor_{name}: "
                   f"{peaks[name, 'all'] / peaks['neighbor', 'all']:.2f}")
     for name in ADDED:
