@@ -469,6 +469,19 @@ def test_two_process_gloo_run_matches_one_process_with_adapters(tmp_path):
     two_processes_match_one(tmp_path, SETTINGS | {"temporal": "st_adapter"})
 
 
+def test_plain_clip_with_an_untrained_fusion_is_refused(capsys):
+    """`--model` gives a plain CLIP: fine for zero-init adapters (they start as CLIP), but
+    ActionCLIP's fusion would run with random weights."""
+    from froster.cli import main
+    from froster.inference.api import Recognizer
+    with pytest.raises(ValueError, match="pass a trained checkpoint"):
+        Recognizer.from_pretrained("froster-tiny", None, temporal="actionclip")
+    assert Recognizer.from_pretrained("froster-tiny", None, temporal="aim").model.temporal == "aim"
+    assert main(["predict", "x.mp4", "--model", "froster-tiny", "--pretrained", "none",
+                 "--temporal", "actionclip", "--labels", "a,b"]) == 2
+    assert "temporal='actionclip' adds a module" in capsys.readouterr().err
+
+
 def test_config_validates_backbone_options():
     from froster.config import load_config
     assert load_config(overrides=["temporal=st_adapter", "train_params=added"]).train_params == "added"

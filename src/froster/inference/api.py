@@ -159,8 +159,14 @@ class Recognizer:
         """A CLIP through open_clip: `pretrained` is a tag (e.g. "openai", downloaded by
         open_clip where there is a network), a local weights file, or None (random weights).
         Raises `froster.clip.WeightsUnavailableError` with what to do when weights cannot be had."""
+        from .. import backbones
         from ..checkpoint import StudentSpec, build_student
 
+        backbone = backbones.get(temporal)
+        if backbone.adds_parameters and not backbone.starts_as_clip:
+            raise ValueError(f"temporal={temporal!r} adds a module that only training sets "
+                             f"(a plain CLIP would run it with random weights); pass a "
+                             f"trained checkpoint instead (froster train ... temporal={temporal})")
         spec = StudentSpec(model=model, pretrained=pretrained, quick_gelu=quick_gelu,
                            temporal=temporal, neighbor_padding=neighbor_padding)
         student, tokenizer = build_student(spec)
