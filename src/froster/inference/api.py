@@ -315,6 +315,21 @@ class Recognizer:
         probs = self.logits(video, labels, templates).softmax(dim=-1)
         return rank(names, probs, top_k)
 
+    def timeline(self, source, labels: Sequence[str | ClassText], window: float | None = None,
+                 stride: float = 1.0, **options):
+        """Windows of a long video or a live stream, yielded as they are known.
+
+        `source`: a file, a URL, a capture device, "-" (stdin) or a binary file object.
+        A window is `num_frames` frames over `window` seconds (default: the model's
+        sampling, 8 x 16 frames at 30 fps = 4.27 s), one every `stride` seconds; each has
+        its times, logits (as `logits` on its frames), probabilities, smoothed scores,
+        top labels and label (None below `threshold`). Options: threshold, smooth, top_k,
+        templates, batch_size, input_format, input_options, apply_rotation, on_frame.
+        See `froster.inference.timeline`; `timeline.segments(windows)` merges them."""
+        from .timeline import Timeline
+
+        return Timeline(self, source, labels, window=window, stride=stride, **options)
+
     def embed_videos(self, videos: Iterable, batch_size: int | None = None,
                      num_workers: int | None = None, progress: bool = False) -> torch.Tensor:
         """(N, D) L2-normalised video embeddings (paths and/or frame tensors). A path that
