@@ -16,8 +16,11 @@ opened at all raises `VideoDecodeError` naming it.
 from __future__ import annotations
 
 import heapq
+import io
 import os
+import queue
 import stat
+import threading
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -64,6 +67,65 @@ def is_live_source(source) -> bool:
         return False
 
 
+class _PipeReader(io.RawIOBase):
+    """A pipe (stdin) read by a helper thread, handed to FFmpeg from a bounded queue.
+
+    With torch loaded, Ctrl-C's SIGINT may be delivered to one of its threads, and a read()
+    blocked in the main thread would then wait for the next data before Python could raise
+    KeyboardInterrupt. Here the main thread only waits on the queue, in short slices; a
+    Ctrl-C there ends the data (PyAV cannot pass KeyboardInterrupt through its read
+    callback) and is raised again by `FrameStream` once FFmpeg has returned."""
+
+    def __init__(self, fd: int = 0, chunk: int = 1 << 16, depth: int = 64):
+        super().__init__()
+        self.name = "stdin" if fd == 0 else f"pipe:{fd}"
+        self.fd, self.chunk = fd, chunk
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.pending = b""
+        self.ended = False
+        self.interrupted = False
+        threading.Thread(target=self._pump, daemon=True, name="froster-pipe").start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                data = os.read(self.fd, self.chunk)
+            except OSError as e:
+                self.queue.put(e)
+                return
+            self.queue.put(data)
+            if not data:
+                return
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.pending:
+            if self.ended:
+                return 0
+            try:
+                while True:
+                    try:
+                        item = self.queue.get(timeout=0.1)
+                        break
+                    except queue.Empty:  # let Python handle a pending Ctrl-C
+                        continue
+            except KeyboardInterrupt:
+                self.interrupted = self.ended = True
+                return 0
+            if isinstance(item, OSError):
+                raise item
+            if not item:
+                self.ended = True
+                return 0
+            self.pending = item
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
 def _name(source) -> str:
     if isinstance(source, (str, os.PathLike)):
         return "stdin" if os.fspath(source) == "-" else os.fspath(source)
@@ -91,6 +153,7 @@ class FrameStream:
         self.end_time: Fraction | None = None  # time just after the last frame
         self._iterated = False
         target, input_format = self._target(source, input_format)
+        self._reader = target if isinstance(target, _PipeReader) else None
         open_options = {"options": dict(options or {}), "metadata_errors": "ignore"}
         if input_format:
             open_options["format"] = input_format
@@ -99,6 +162,8 @@ class FrameStream:
         try:
             self.container = av.open(target, "r", **open_options)
         except Exception as e:  # PyAV raises many error types; all mean "cannot be read"
+            if self._reader is not None and self._reader.interrupted:
+                raise KeyboardInterrupt from None
             raise VideoDecodeError(f"{self.name}: cannot open ({_describe(e)})") from None
         if not self.container.streams.video:
             self.close()
@@ -139,7 +204,7 @@ class FrameStream:
             return source, input_format
         source = os.fspath(source)
         if source == "-":
-            return "pipe:0", input_format
+            return _PipeReader(0), input_format
         if _is_url(source):
             return source, input_format
         if _is_device(source):
@@ -161,9 +226,9 @@ class FrameStream:
         while True:
             try:
                 packet = next(packets)
-            except StopIteration:
-                return
-            except (av.error.EOFError, EOFError):
+            except (StopIteration, av.error.EOFError, EOFError):
+                if self._reader is not None and self._reader.interrupted:
+                    raise KeyboardInterrupt from None  # Ctrl-C while waiting for data
                 return
             except Exception as e:  # the stream itself failed: keep what we have
                 self.error = f"the stream broke: {_describe(e)}"

@@ -138,12 +138,12 @@ class TimelineReport:
 
     def summary(self) -> str:
         length = format_time(self.end_time) if self.end_time is not None else "nothing"
-        text = (f"{self.windows} windows over {length} of video ({self.frames_decoded} frames "
-                f"decoded once")
+        text = (f"{_count(self.windows, 'window')} over {length} of video "
+                f"({self.frames_decoded} frames decoded once")
         if self.corrupt_packets or self.dropped_frames:
             text += (f"; {self.corrupt_packets} corrupt packets and {self.dropped_frames} "
                      "out-of-order frames skipped")
-        text += f"), {len(self.segments)} segments"
+        text += f"), {_count(len(self.segments), 'segment')}"
         if self.written:
             text += "; wrote " + ", ".join(self.written)
         if self.interrupted:
@@ -152,6 +152,10 @@ class TimelineReport:
             text += (f"\nerror: {self.source}: {self.error}; the {self.windows} windows before "
                      "it are written")
         return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def segment_table(segments: list[Segment]) -> str:
