@@ -359,3 +359,18 @@ def test_memory_holds_only_the_frames_the_windows_need(recognizer, tmp_path):
     # open windows (5 at stride 1 s over 4.27 s) and 4 waiting for the batch, 8 frames each
     assert max(held) <= (5 + 4) * 8
     assert max(held[len(held) // 2:]) <= max(held[: len(held) // 2])  # no growth with length
+
+
+def test_demo_world_action_video_has_known_cuts(tmp_path):
+    from froster.demo.long_video import write_action_video
+    from froster.data.stream import FrameStream
+
+    parts = write_action_video(tmp_path / "a.mp4", ["Moving left", "Growing", "Shaking"],
+                               seconds=2.0, fps=8)
+    assert parts == [(0.0, 2.0, "Moving left"), (2.0, 4.0, "Growing"), (4.0, 6.0, "Shaking")]
+    stream = FrameStream(tmp_path / "a.mp4")
+    frames = [stream.to_rgb(item.frame).astype(int) for item in stream]
+    assert len(frames) == 48 and float(stream.end_time) == 6.0
+    within = np.abs(frames[14] - frames[15]).mean()  # one scene, 1/15 of its motion apart
+    across = np.abs(frames[15] - frames[16]).mean()  # a new scene (shape, colours, place)
+    assert across > 3 * within
