@@ -37,7 +37,6 @@ import av
 import torch
 from _measure import PeakRSS, track_large_allocations
 
-from froster.data import decode_frames
 from froster.inference.api import Recognizer, find_videos
 from froster.inference.timeline_output import run_timeline
 
@@ -108,6 +107,9 @@ def main() -> None:
     parser.add_argument("--rss-stride", type=float, default=4.0,
                         help="stride of the memory runs (fewer forwards on the 10x video; every "
                              "frame is still decoded)")
+    parser.add_argument("--rss-batch-size", type=int, default=4,
+                        help="windows per forward in the memory runs (the base video must fill "
+                             "a batch, or its peak is lower only for that)")
     args = parser.parse_args()
     track_large_allocations()
     logging.getLogger().setLevel(logging.ERROR)
@@ -122,22 +124,22 @@ def main() -> None:
         rec = Recognizer.from_pretrained(args.model, None, device=device, cache_dir=tmp / "cache")
         classifier = rec.label_embeddings(LABELS)  # warms the text cache for the tool
 
-        def tool(path: Path, stride: float, output: Path):
-            timeline = rec.timeline(path, LABELS, stride=stride, batch_size=args.batch_size)
+        def tool(path: Path, stride: float, output: Path, batch_size: int = args.batch_size):
+            timeline = rec.timeline(path, LABELS, stride=stride, batch_size=batch_size)
             report = run_timeline(timeline, output, chart=tmp / "chart.png", progress=False)
             assert report.error is None and rec.text_tower_calls == 1, report.summary()
             return report
 
-        # the windows, pre-decoded: exactly the model inputs the tool builds
+        # a first run (also the warm-up) records the exact model inputs the tool builds
+        batches = []
+        encode = rec.encode
+        rec.encode = lambda video: (batches.append(video), encode(video))[1]
         first = tool(base, args.stride, tmp / "first.jsonl")
-        windows = list(rec.timeline(base, LABELS, stride=args.stride))
-        inputs = torch.stack([rec.load_video(decode_frames(base, w.frames)) for w in windows])
-        batches = [inputs[i:i + args.batch_size] for i in range(0, len(inputs), args.batch_size)]
+        del rec.encode
 
         def forward_only() -> None:
             for batch in batches:
                 rec.view_logits(rec.encode(batch), classifier).softmax(-1).cpu()
-
         forward_s, tool_s = [], []
         for _ in range(args.rounds):  # interleaved, so that load from others hits both
             sync(device)
@@ -149,16 +151,18 @@ def main() -> None:
             report = tool(base, args.stride, tmp / "t.jsonl")
             sync(device)
             tool_s.append(time.perf_counter() - start)
-            assert report.windows == len(windows)
-        del inputs, batches
+            assert report.windows == first.windows
+        del batches
 
-        tool(base, args.rss_stride, tmp / "warm.jsonl")  # warm-up for the memory runs
+        # memory: base and 10x with the same settings, batches full on both
+        rss = dict(stride=args.rss_stride, batch_size=args.rss_batch_size)
+        tool(base, output=tmp / "warm.jsonl", **rss)  # warm-up for the memory runs
         with PeakRSS() as base_mem:
-            base_report = tool(base, args.rss_stride, tmp / "base.jsonl")
+            base_report = tool(base, output=tmp / "base.jsonl", **rss)
         with PeakRSS() as long_mem:
-            long_report = tool(long, args.rss_stride, tmp / "long.jsonl")
+            long_report = tool(long, output=tmp / "long.jsonl", **rss)
 
-    n = len(windows)
+    n = first.windows
     print(f"model: {args.model} (random weights), device: {device}, torch threads: "
           f"{torch.get_num_threads()}, cores: {os.cpu_count()}")
     print(f"video: {WIDTH}x{HEIGHT} H.264 at {FPS} fps, base {base_frames} frames "
@@ -173,7 +177,8 @@ def main() -> None:
     print(f"decoded_frames_base: {first.frames_decoded} of {base_frames}")
     print(f"decoded_frames_10x: {long_report.frames_decoded} of {long_frames}")
     print(f"decoded_frames_ratio: {long_report.frames_decoded / long_frames:.3f}")
-    print(f"rss_runs: stride {args.rss_stride} s, {base_report.windows} and {long_report.windows} windows")
+    print(f"rss_runs: stride {args.rss_stride} s, batch {args.rss_batch_size}, "
+          f"{base_report.windows} and {long_report.windows} windows")
     print(f"peak_rss_growth_mb_base: {base_mem.peak_mb:.1f}")
     print(f"peak_rss_growth_mb_10x: {long_mem.peak_mb:.1f}")
     print(f"rss_growth_10x: {long_mem.peak_mb / base_mem.peak_mb:.3f}")
