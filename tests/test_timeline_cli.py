@@ -70,7 +70,7 @@ def colour_model(monkeypatch):
 def test_outputs_agree_with_the_api(cli, checkpoint, tmp_path):
     video = write_video(tmp_path / "v.mp4", 450, 48, 32, options={"crf": "0", "g": "30"})
     common = ["timeline", video, "--labels", LABELS, "--checkpoint", checkpoint, "--stride", "1.5",
-              "--smooth", "2", "--top-k", "2", "--no-progress"]
+              "--smooth", "2", "--top-k", "2", "--threshold", "0.45", "--no-progress"]
     code, out, err = cli(*common, "-o", tmp_path / "t.jsonl")
     assert code == 0, err
     lines = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
@@ -81,12 +81,13 @@ def test_outputs_agree_with_the_api(cli, checkpoint, tmp_path):
     assert lines[-1]["error"] is None and not lines[-1]["interrupted"]
 
     rec = Recognizer.from_checkpoint(checkpoint, device="cpu", cache_dir=tmp_path / "c")
-    expected = list(rec.timeline(video, LABELS.split(","), stride=1.5, smooth=2, top_k=2))
+    expected = list(rec.timeline(video, LABELS.split(","), stride=1.5, smooth=2, top_k=2,
+                                 threshold=0.45))
     assert len(windows) == len(expected) == 8  # 7 * 1.5 + 7 * 16/30 <= 449 / 30 s
     for record, w in zip(windows, expected):
         assert (record["window"], record["frames"]) == (w.index, w.frames)
         assert record["start"] == pytest.approx(w.start) and record["end"] == pytest.approx(w.end)
-        assert [t["label"] for t in record["top"]] == [name for name, _ in w.top]
+        assert record["label"] == w.label and [t["label"] for t in record["top"]] == [n for n, _ in w.top]
         assert [t["probability"] for t in record["top"]] == pytest.approx([p for _, p in w.top], abs=2e-6)
     # the table on stdout lists the segments
     assert out.splitlines()[0].split()[:4] == ["start", "end", "duration", "label"]
@@ -97,7 +98,9 @@ def test_outputs_agree_with_the_api(cli, checkpoint, tmp_path):
     rows = list(csv.DictReader((tmp_path / "t.csv").open()))
     window_rows = [r for r in rows if r["type"] == "window"]
     assert len(window_rows) == 8 * 2 and {r["rank"] for r in window_rows} == {"1", "2"}
-    assert [r["label"] for r in window_rows if r["rank"] == "1"] == [r["label"] for r in windows]
+    assert [r["candidate"] for r in window_rows if r["rank"] == "1"] == \
+        [r["top"][0]["label"] for r in windows]
+    assert [r["label"] or None for r in window_rows if r["rank"] == "2"] == [r["label"] for r in windows]
     assert len([r for r in rows if r["type"] == "segment"]) == len(segments)
 
     code, _, _ = cli(*common, "-o", tmp_path / "t.json")

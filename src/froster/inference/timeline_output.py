@@ -10,8 +10,10 @@ Formats (``-o`` file, chosen by its suffix or ``fmt``):
          "interrupted"}. This is the one to follow a live stream with (``tail -f``).
   json   the same as one document {"timeline", "windows", "segments", "end"}
          (streamed, valid once the run has ended).
-  csv    columns type,index,start,end,rank,label,probability: a "window" row per ranked
-         label (flushed per window), then a "segment" row per segment (rank empty).
+  csv    columns type,index,start,end,label,rank,candidate,probability: a "window" row
+         per ranked label (`candidate` at `rank`, with its probability; `label` is the
+         window's label), flushed per window, then a "segment" row per segment (rank and
+         candidate empty, probability the segment's mean score).
 "label" is null (empty in CSV) for "no action"; "probability" is the smoothed score.
 """
 
@@ -96,7 +98,7 @@ class _Json(_Writer):
 
 
 class _Csv(_Writer):
-    COLUMNS = ("type", "index", "start", "end", "rank", "label", "probability")
+    COLUMNS = ("type", "index", "start", "end", "label", "rank", "candidate", "probability")
 
     def start(self, settings):
         self.csv = csv.writer(self.file, lineterminator="\n")
@@ -105,13 +107,13 @@ class _Csv(_Writer):
     def window(self, window):
         for rank, (name, p) in enumerate(window.top, start=1):
             self.csv.writerow(["window", window.index, f"{window.start:.6f}", f"{window.end:.6f}",
-                               rank, name, f"{p:.6f}"])
+                               window.label or "", rank, name, f"{p:.6f}"])
         self.file.flush()
 
     def finish(self, segments, end):
         for i, s in enumerate(segments):
-            self.csv.writerow(["segment", i, f"{s.start:.6f}", f"{s.end:.6f}", "",
-                               s.label or "", f"{s.probability:.6f}"])
+            self.csv.writerow(["segment", i, f"{s.start:.6f}", f"{s.end:.6f}", s.label or "",
+                               "", "", f"{s.probability:.6f}"])
 
 
 _WRITERS = {"jsonl": _JsonLines, "json": _Json, "csv": _Csv}
