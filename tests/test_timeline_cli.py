@@ -22,7 +22,7 @@ import froster.cli
 from froster.checkpoint import StudentSpec, build_student, export_student
 from froster.data.synthetic import write_video
 from froster.inference.api import Recognizer
-from froster.inference.render import PALETTE, output_size
+from froster.inference.render import PALETTE, AnnotatedVideo, output_size
 
 LABELS = "red,green,blue"
 
@@ -110,13 +110,20 @@ def test_outputs_agree_with_the_api(cli, checkpoint, tmp_path):
     assert document["end"]["windows"] == 8
 
 
-def test_annotated_video_and_chart(cli, checkpoint, tmp_path, colour_model):
+def test_annotated_video_and_chart(cli, checkpoint, tmp_path, colour_model, monkeypatch):
     video = write_video(tmp_path / "colours.mp4", 450, 64, 48, options={"crf": "10"}, frame=colour_frames)
+    backlog = []  # seconds of frames waiting for their window, after each frame
+    add_frame = AnnotatedVideo.add_frame
+    monkeypatch.setattr(AnnotatedVideo, "add_frame", lambda self, item: (
+        add_frame(self, item), backlog.append(self.backlog_seconds)))
     code, out, err = cli("timeline", video, "--labels", LABELS, "--checkpoint", checkpoint,
                          "--threshold", "0.5", "--video", tmp_path / "annotated.mp4",
                          "--chart", tmp_path / "chart.png", "--no-progress")
     assert code == 0, err
     assert [line.split()[4] for line in out.splitlines()[1:]] == ["red", "green"]
+    # frames wait only until their window is known: past span / 2 + 2 strides the complete
+    # windows run without a full batch (a batch of 8 would hold about 9 s of frames)
+    assert len(backlog) == 450 and max(backlog) <= 8 * 16 / 30 / 2 + 2 * 1.0 + 0.05
     with av.open(str(video)) as c:
         source_times = [f.time for f in c.decode(video=0)]
     with av.open(str(tmp_path / "annotated.mp4")) as c:

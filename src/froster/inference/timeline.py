@@ -283,7 +283,7 @@ class Timeline:
                  window: float | None = None, stride: float = 1.0, threshold: float = 0.0,
                  smooth: int = 1, top_k: int | None = None, templates: Sequence[str] | None = None,
                  batch_size: int | None = None, input_format: str | None = None,
-                 input_options: dict | None = None, apply_rotation: bool = True,
+                 input_options: dict | None = None, apply_rotation: bool | None = None,
                  on_frame: Callable | None = None, flush_when: Callable[[], bool] | None = None):
         classes = _label_texts(labels)
         self.recognizer = recognizer
@@ -308,6 +308,8 @@ class Timeline:
         if isinstance(source, FrameStream):  # opened by the caller (e.g. to fail before loading a model)
             self.stream = source
         else:
+            if apply_rotation is None:  # as the recognizer decodes files (default: applied)
+                apply_rotation = getattr(recognizer, "apply_rotation", True)
             self.stream = FrameStream(source, input_format, input_options,
                                       apply_rotation=apply_rotation)
         self.sampler = WindowSampler(self.num_frames, self.step, self.stride,
