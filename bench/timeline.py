@@ -8,15 +8,17 @@ timing, batches of --batch-size windows.
 
   timeline_over_forward  windows/s of the whole tool (decode every frame in order, pick
                          and transform the sampled frames, forward, smoothing, segments,
-                         JSONL written per window) / windows/s of normalise + visual
-                         forward + logits alone on the same windows, pre-decoded; timed in
-                         alternating rounds, so that load from other processes hits both.
+                         JSONL written per window, the chart) / windows/s of normalise +
+                         visual forward + logits alone on the same windows, pre-decoded
+                         (the exact tensors a first run of the tool built); timed in
+                         alternating rounds, so that load from other processes hits both;
+                         also in CPU seconds of the process (steadier on a loaded machine).
   decoded_frames_ratio   frames the tool decoded / frames in the video (1.0: each once).
   rss_growth_10x         peak RSS growth of a run on the 10x video / on the base video
                          (the same tool and settings, after a warm-up run; RSS sampled
                          every ms, glibc returning large freed blocks at once).
 
-    python bench/timeline.py                  # about 6 minutes on 2 quiet CPU cores
+    python bench/timeline.py                  # minutes on 2 quiet cores; 30 when 8 others run
     python bench/timeline.py --seconds 60 --rounds 3 --device cuda
 
 Prints one `key: value` line per figure.
@@ -100,8 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="ViT-B-16-2L")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seconds", type=float, default=30.0, help="length of the base video")
-    parser.add_argument("--rounds", type=int, default=2, help="forward / tool rounds, interleaved")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the base video")
+    parser.add_argument("--rounds", type=int, default=3, help="forward / tool rounds, interleaved")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward")
     parser.add_argument("--stride", type=float, default=1.0, help="seconds between windows")
     parser.add_argument("--rss-stride", type=float, default=4.0,
@@ -140,17 +142,19 @@ def main() -> None:
         def forward_only() -> None:
             for batch in batches:
                 rec.view_logits(rec.encode(batch), classifier).softmax(-1).cpu()
-        forward_s, tool_s = [], []
+        forward_s, tool_s, forward_cpu, tool_cpu = [], [], [], []
         for _ in range(args.rounds):  # interleaved, so that load from others hits both
             sync(device)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             forward_only()
             sync(device)
             forward_s.append(time.perf_counter() - start)
-            start = time.perf_counter()
+            forward_cpu.append(time.process_time() - cpu)
+            start, cpu = time.perf_counter(), time.process_time()
             report = tool(base, args.stride, tmp / "t.jsonl")
             sync(device)
             tool_s.append(time.perf_counter() - start)
+            tool_cpu.append(time.process_time() - cpu)
             assert report.windows == first.windows
         del batches
 
@@ -174,6 +178,9 @@ def main() -> None:
     print(f"forward_windows_per_s: {n * args.rounds / sum(forward_s):.3f}")
     print(f"tool_windows_per_s: {n * args.rounds / sum(tool_s):.3f}")
     print(f"timeline_over_forward: {sum(forward_s) / sum(tool_s):.3f}")
+    # CPU seconds of this process (all its threads): steadier when other processes load the
+    # machine, since time they take from us is not counted
+    print(f"timeline_over_forward_cpu_time: {sum(forward_cpu) / sum(tool_cpu):.3f}")
     print(f"decoded_frames_base: {first.frames_decoded} of {base_frames}")
     print(f"decoded_frames_10x: {long_report.frames_decoded} of {long_frames}")
     print(f"decoded_frames_ratio: {long_report.frames_decoded / long_frames:.3f}")
