@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import time as _time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterable, Iterator, Sequence
@@ -63,6 +64,23 @@ def seconds(value) -> Fraction:
     if isinstance(value, int):
         return Fraction(value)
     return Fraction(str(float(value)))
+
+
+@contextmanager
+def _one_thread():
+    """Small per-frame tensor work on one intra-op thread. Waking torch's other threads for
+    a 224 px crop costs more than the work itself (5-15x slower with 2 threads on a loaded
+    2-core machine, found with bench/timeline.py); each output pixel is computed alone,
+    so the result is the same."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class WindowSampler:
@@ -350,8 +368,9 @@ class Timeline:
 
     def _convert(self, frame) -> torch.Tensor:
         """A sampled frame as the model input: displayed RGB, short side resized, centre crop."""
-        pixels = torch.from_numpy(self.stream.to_rgb(frame))
-        return test_transform(pixels[None], self.recognizer.size, 1)[0, 0]
+        with _one_thread():
+            pixels = torch.from_numpy(self.stream.to_rgb(frame))
+            return test_transform(pixels[None], self.recognizer.size, 1)[0, 0]
 
     def __iter__(self) -> Iterator[Window]:
         if self._started:
@@ -393,7 +412,9 @@ class Timeline:
         """Run the pending windows in batches, yielding each (removed from `pending` as it goes)."""
         while pending:
             chunk = pending[: self.batch_size]
-            video = torch.stack([torch.stack([s.pixels for s in samples]) for _, samples, _ in chunk])
+            with _one_thread():
+                video = torch.stack([torch.stack([s.pixels for s in samples])
+                                     for _, samples, _ in chunk])
             frames = self.recognizer.encode(video[:, None])  # one view per window
             logits = self.recognizer.view_logits(frames, self.classifier).cpu()
             for i in range(len(chunk)):
