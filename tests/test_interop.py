@@ -293,6 +293,25 @@ def test_export_to_the_reference_layout_round_trips(temporal, source, tmp_path, 
     torch.testing.assert_close(logits(reloaded, tokenizer), logits(student, tokenizer), rtol=0, atol=0)
 
 
+def test_open_vclip_patching_interpolates_with_clip(source, tmp_path, capsys):
+    """Open-VCLIP's test_net: w = r * CLIP + (1 - r) * checkpoint for every CLIP weight."""
+    base, _, tokenizer = source
+    tuned = fine_tuned(base)
+    path = save(reference_training_checkpoint(tuned, reference_cfg(distill=False), heads=False),
+                tmp_path / "openvclip.pyth")
+    base_file = save(base.state_dict(), tmp_path / "ViT-B-16.pt")
+    assert main(["import", str(path), "-o", str(tmp_path / "ovc"), "--clip", str(base_file),
+                 "--patch-ratio", "0.25"]) == 0
+    assert "interpolated with" in capsys.readouterr().out
+    patched, _, _ = load_student(tmp_path / "ovc")
+    tuned_state, base_state = tuned.state_dict(), base.state_dict()
+    for key, value in patched.clip.state_dict().items():
+        torch.testing.assert_close(value, 0.25 * base_state[key] + 0.75 * tuned_state[key])
+    with pytest.raises(ValueError, match="patching ratio must be in"):
+        read_checkpoint(path, base_clip=str(base_file), patch_ratio=1.5)
+    assert "Open-VCLIP tests it interpolated with CLIP" in read_checkpoint(path).describe()
+
+
 def test_export_to_reference_keeps_the_heads(source, tmp_path, capsys):
     clip, teacher, _ = source
     original = reference_training_checkpoint(clip, reference_cfg(), teacher=teacher)

@@ -30,11 +30,14 @@ def _reader(name: str):
 
 
 def read_checkpoint(path, format: str = "auto", trust_pickle: bool = False,
-                    temporal: str | None = None, base_clip: str | None = "openai"):
+                    temporal: str | None = None, base_clip: str | None = "openai",
+                    patch_ratio: float | None = None):
     """An `ImportedStudent` from a checkpoint file of a supported format.
 
     `temporal` overrides the temporal type the file records (or implies); `base_clip` is
-    the CLIP a ViFi-CLIP model was fine-tuned from (for its token embedding).
+    the CLIP the model was fine-tuned from (a tag or a file): ViFi-CLIP's token embedding
+    comes from it, and with `patch_ratio` the weights are interpolated towards it as
+    Open-VCLIP tests its models (see patching.py).
     """
     from .safe_load import read_torch_file
 
@@ -47,7 +50,24 @@ def read_checkpoint(path, format: str = "auto", trust_pickle: bool = False,
     reader = _reader(name)
     if not reader.looks_like(obj):
         raise ValueError(f"{source} is not {reader.EXPECTED}; it holds {summary(obj)}")
-    return reader.read(obj, source, temporal=temporal, base_clip=base_clip)
+    imported = reader.read(obj, source, temporal=temporal, base_clip=base_clip)
+    if patch_ratio is not None:
+        from .patching import patch_with_clip
+        patch_with_clip(imported, base_clip_weights(imported.spec.model, base_clip, source),
+                        patch_ratio, str(base_clip))
+    return imported
+
+
+def base_clip_weights(model: str, base_clip: str | None, source: str) -> dict:
+    """The state dict of the plain CLIP `base_clip` names (an open_clip tag or a file)."""
+    from ..clip import _looks_like_path, create_clip, read_clip_weights
+
+    if not base_clip:
+        raise ValueError(f"{source}: name the CLIP it was fine-tuned from (a tag such as openai "
+                         f"or a local {model} weights file)")
+    if _looks_like_path(base_clip):
+        return read_clip_weights(base_clip)[0]
+    return create_clip(model, base_clip)[0].state_dict()
 
 
 def recorded_config(path, trust_pickle: bool = False) -> dict:

@@ -18,7 +18,8 @@ def run_import(args) -> int:
     if froster_folder(args.source) is not None:
         raise ValueError(f"{args.source} is already a froster checkpoint folder")
     imported = read_checkpoint(args.source, format=args.format, trust_pickle=args.trust_pickle,
-                               temporal=args.temporal, base_clip=args.clip)
+                               temporal=args.temporal, base_clip=args.clip,
+                               patch_ratio=args.patch_ratio)
     for warning in imported.warnings:
         print(f"froster import: warning: {warning}", file=sys.stderr)
     student, _ = build_imported(imported)  # proves the weights fit before anything is written
@@ -56,9 +57,14 @@ def register(subparsers) -> None:
                    help="froster temporal type to use instead of the one the file records "
                         "(e.g. neighbor or mean; for files without a config)")
     p.add_argument("--clip", default="openai", metavar="TAG_OR_FILE",
-                   help="vificlip: the CLIP it was fine-tuned from, for the token embedding "
-                        "ViFi-CLIP does not save (default: openai, a download; or a local "
-                        "OpenAI .pt / open_clip weights file)")
+                   help="the CLIP the checkpoint was fine-tuned from: ViFi-CLIP's token "
+                        "embedding (which it does not save) and --patch-ratio use it "
+                        "(default: openai, a download; or a local OpenAI .pt / open_clip "
+                        "weights file)")
+    p.add_argument("--patch-ratio", type=float, default=None, metavar="R",
+                   help="interpolate every CLIP weight as R * CLIP + (1 - R) * checkpoint, as "
+                        "Open-VCLIP tests its released models (R = 0.5; TEST.PATCHING_RATIO); "
+                        "FROSTER's are tested without (default: none)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a file that needs full unpickling (it could run code: only for "
                         "files from a source you trust)")

@@ -97,7 +97,10 @@ def read(obj, source: str, temporal: str | None = None, **_) -> ImportedStudent:
     dropped = []
     if teacher:
         dropped.append("teacher skipped")
-    return ImportedStudent(spec=spec, weights=weights, heads=heads or None, kind=_kind(obj, cfg, heads),
+    kind = _kind(obj, cfg, heads)
+    if kind.startswith("Open-VCLIP"):
+        notes.append("Open-VCLIP tests it interpolated with CLIP: --patch-ratio 0.5")
+    return ImportedStudent(spec=spec, weights=weights, heads=heads or None, kind=kind,
                            source=source, format=FORMAT, config=froster_config(cfg),
                            dropped=dropped, notes=notes, warnings=warnings)
 

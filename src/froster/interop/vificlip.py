@@ -102,17 +102,13 @@ def recorded_config(obj, source: str) -> dict:
 
 
 def _token_embedding(name: str, base_clip: str | None, source: str, weights: dict) -> torch.Tensor:
-    from ..clip import _looks_like_path, create_clip, read_clip_weights
+    from . import base_clip_weights
 
     if not base_clip:
         raise ValueError(f"{source} has no token embedding (ViFi-CLIP keeps CLIP's frozen one "
                          f"outside the checkpoint): name the CLIP it was fine-tuned from, e.g. "
                          f"--clip openai or --clip /path/to/{name}.pt")
-    if _looks_like_path(base_clip):
-        state, _ = read_clip_weights(base_clip)
-    else:
-        state = create_clip(name, base_clip)[0].state_dict()
-    table = state.get("token_embedding.weight")
+    table = base_clip_weights(name, base_clip, source).get("token_embedding.weight")
     width = weights["ln_final.weight"].shape[0]
     if table is None or table.dim() != 2 or table.shape[1] != width:
         raise ValueError(f"{base_clip} has no {name} token embedding of width {width} "
