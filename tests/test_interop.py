@@ -176,6 +176,22 @@ def test_a_file_that_needs_unpickling_is_refused_unless_trusted(source, tmp_path
                                rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("how", ["saved from CUDA tensors", "legacy (pre-zip) torch.save format"])
+def test_files_from_gpus_and_old_torch_read_on_cpu(how, source, tmp_path):
+    """PySlowFast saves the GPU model's state dict: its storages are tagged cuda:0."""
+    from unittest import mock
+    clip, _, tokenizer = source
+    path = tmp_path / "swa.pth"
+    if how.startswith("saved from CUDA"):
+        with mock.patch.object(torch.serialization, "location_tag", lambda storage: "cuda:0"):
+            torch.save(swa_checkpoint(clip), path)
+    else:
+        torch.save(swa_checkpoint(clip), path, _use_new_zipfile_serialization=False)
+    student, _, _ = load_student(path)
+    torch.testing.assert_close(logits(student, tokenizer), logits(VideoCLIP(clip), tokenizer),
+                               rtol=0, atol=1e-6)
+
+
 def test_vificlip_config_object_is_read_without_yacs(source, tmp_path):
     """ViFi-CLIP saves a yacs CfgNode: read as a plain dict by the weights-only loader."""
     base, _, tokenizer = source
