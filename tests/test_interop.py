@@ -263,6 +263,32 @@ def test_temporal_types_froster_lacks_yet_are_named(source, tmp_path):
         read_checkpoint(path)
 
 
+@pytest.mark.parametrize("ours, theirs", [("aim", "aim"), ("st_adapter", "stadapt_zeroinit"),
+                                          ("adaptformer", "adapter")])
+def test_adapter_backbones_import(ours, theirs, source, tmp_path):
+    """Table 3 backbones: the adapters sit in the visual blocks under the reference's names."""
+    from froster.interop.temporal_types import froster_has
+    if not froster_has(ours):
+        pytest.skip(f"froster has no {ours} backbone in this build")
+    clip, _, tokenizer = source
+    student = VideoCLIP(copy.deepcopy(clip), ours)
+    torch.manual_seed(6)
+    with torch.no_grad():  # the adapters start at zero; move them so that they count
+        for name, p in student.named_parameters():
+            if "adapter" in name or "stadapt" in name:
+                p.add_(torch.randn_like(p) * 0.05)
+    expected = logits(student, tokenizer)
+    for cfg in (reference_cfg(theirs), None):  # the type from the cfg, or from the keys
+        path = save(reference_training_checkpoint(student.clip, cfg, ddp=True), tmp_path / "a.pyth")
+        loaded, _, _ = load_student(path, announce=False)
+        assert loaded.temporal == ours
+        torch.testing.assert_close(logits(loaded, tokenizer), expected, rtol=0, atol=1e-6)
+    assert main(["export", str(path), str(tmp_path / "back.pth"), "--to", "reference"]) == 0
+    written = torch.load(tmp_path / "back.pth", weights_only=True)
+    assert yaml.safe_load(written["cfg"])["MODEL"]["TEMPORAL_MODELING_TYPE"] == theirs
+    assert read_checkpoint(tmp_path / "back.pth").spec.temporal == ours
+
+
 def test_import_writes_a_pickle_free_folder(source, tmp_path, capsys):
     clip, teacher, tokenizer = source
     path = save(reference_training_checkpoint(clip, reference_cfg(), teacher=teacher, ddp=True),
