@@ -5,7 +5,6 @@ with the same logits, convert both ways, and every bad file gets its message."""
 import argparse
 import copy
 import json
-import os
 import sys
 
 import pytest
