@@ -158,13 +158,13 @@ def _export_reference(args) -> int:
     from ..interop import export_reference
     from .checkpoints import LAST
 
+    if not str(args.output).endswith((".pth", ".pyth", ".pt")):
+        raise ValueError(f"--to reference writes one file: give OUTPUT as a .pth file, "
+                         f"not {args.output}")
     source = Path(args.source)
     if source.is_dir() and (source / LAST).is_file():  # a run folder: its training state
         source = source / LAST
     imported = read_student(source, trust_pickle=args.trust_pickle)
-    if not str(args.output).endswith((".pth", ".pyth", ".pt")):
-        raise ValueError(f"--to reference writes one file: give OUTPUT as a .pth file, "
-                         f"not {args.output}")
     for warning in imported.warnings + export_reference(imported, args.output):
         print(f"froster export: warning: {warning}", file=sys.stderr)
     heads = " and FROSTER's heads" if imported.heads else ""
