@@ -35,7 +35,8 @@ def register(subparsers) -> None:
         "import", help="convert a FROSTER reference / Open-VCLIP / ViFi-CLIP checkpoint",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a froster checkpoint folder (model.safetensors + config.json) from\n"
-                    "another project's checkpoint file, so later loads are fast and pickle-free.\n"
+                    "another project's checkpoint file, so later loads are pickle-free (and the\n"
+                    "FROSTER heads of a training checkpoint are kept for train init=).\n"
                     "Every command that takes --checkpoint also reads these files directly.\n\n"
                     "Formats (auto: detected from the keys):\n"
                     "  froster-ref  FROSTER's and Open-VCLIP's PySlowFast files: a training\n"
