@@ -84,6 +84,8 @@ def run_eval(args) -> int:
     from .train import student_spec
 
     path, overrides = _config_and_overrides(args.config, required=False)
+    if args.sampling:
+        overrides.append(f"sampling={args.sampling}")
     cfg = load_config(path, overrides, base=_checkpoint_config(args.checkpoint, args.trust_pickle))
     if not args.checkpoint and not cfg.zero_shot:
         raise ValueError("give --checkpoint CKPT (a folder made by train/average/export), or "
@@ -107,6 +109,8 @@ def run_eval(args) -> int:
         print(metrics.describe())
         for line in metrics.failed:
             print(f"failed: {line}", file=sys.stderr)
+        for line in metrics.fallback:
+            print(f"sampled with a fallback: {line}", file=sys.stderr)
         print(f"report: {output}/metrics.json, {output}/confusion.csv")
     return 0
 
@@ -219,6 +223,9 @@ def register(subparsers) -> None:
     p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     p.add_argument("--output", help="report folder (default: CHECKPOINT/eval, or beside a "
                                      "checkpoint file)")
+    p.add_argument("--sampling", choices=("reference", "uniform"),
+                   help="which frames make a test view (the same as sampling=...; default: "
+                        "the config's, 'reference': the FROSTER reference decoder's frames)")
     p.set_defaults(run=run_eval)
 
     p = subparsers.add_parser(
