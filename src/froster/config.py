@@ -46,6 +46,8 @@ class Config:
     target_fps: float = 30.0
     test_views: int = 3
     test_crops: int = 1
+    sampling: str = "reference"            # reference (the reference decoder's frames) | uniform (even over the whole clip)
+    apply_rotation: bool = False           # rotate frames by the display-rotation metadata (the reference ignores it)
     num_workers: int = 4
     flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
     # optimisation
@@ -68,6 +70,8 @@ class Config:
     device: str = "auto"                   # auto | cpu | cuda | cuda:N
     output_dir: str = "runs/froster"
     resume: str = ""                       # "" | latest | path to a training checkpoint
+    init: str = ""                         # start from this student: a checkpoint folder or another project's file (e.g. the reference's swa_2_22.pth)
+    trust_pickle: bool = False             # allow an init file that needs full unpickling (trusted sources only)
     eval_every: int = 0                    # evaluate on val_list every N epochs (0: never)
     eval_batch_size: int = 4               # videos per rank per evaluation batch
     average_from_epoch: int = 2            # average epochs >= this at the end (0: no averaging)
@@ -191,6 +195,7 @@ def validate(cfg: Config) -> None:
     choice("teacher_precision", ("fp32", "bf16", "fp16"))
     choice("temporal", ("neighbor", "mean"))
     choice("neighbor_padding", ("zeros", "masked"))
+    choice("sampling", ("reference", "uniform"))
     for key in ("num_frames", "sampling_rate", "test_views", "batch_size", "grad_accum",
                 "eval_batch_size", "log_every"):
         if getattr(cfg, key) < 1:

@@ -26,6 +26,7 @@ from . import checkpoints as ckpt
 from .averaging import average_run
 from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
 from .evaluate import evaluate, eval_dataset, write_report
+from .init_weights import init_spec, load_init
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
 from .precision import autocast, autocast_dtype, grad_scaler
@@ -68,14 +69,23 @@ class Trainer:
         self.micro_batch = micro
 
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
+        spec, imported = student_spec(cfg), None
+        if cfg.init:
+            from ..checkpoint import read_student
+            imported = read_student(cfg.init, trust_pickle=cfg.trust_pickle)
+            spec = init_spec(spec, imported, cfg.init)
         with main_first(info):  # one download of pretrained weights, not one per rank
-            student, self.tokenizer = build_student(student_spec(cfg))
+            student, self.tokenizer = build_student(spec)
         self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates)
         self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer,
                                     cfg.templates) \
             if cfg.eval_class_file else self.bank
         self.model = Froster(student, distill=cfg.distill, distill_weight=cfg.distill_weight,
-                             alpha=cfg.alpha)
+                             alpha=cfg.alpha)  # the teacher: a copy of the pretrained CLIP
+        if imported is not None:
+            summary = load_init(self.model, imported, cfg.init)
+            if info.is_main:
+                print(f"init: {cfg.init}: {summary}")
         if hasattr(self.model, "text_sharding"):
             self.model.text_sharding = cfg.shard_text
         student.set_grad_checkpointing(cfg.grad_checkpointing)
@@ -92,7 +102,7 @@ class Trainer:
             items, mode="train", num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate,
             target_fps=cfg.target_fps, size=self.size,
             short_side_range=cfg.short_side_range(self.size), seed=cfg.seed,
-            flip=cfg.flip)
+            flip=cfg.flip, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
         self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")
@@ -212,18 +222,21 @@ class Trainer:
         self.epoch += 1
         means = mean_over_ranks({k: v / self.steps_per_epoch for k, v in sums.items()},
                                 self.device)
-        failed = [f for part in gather_objects([tuple(f) for f in failures.failures])
-                  for f in part]
+        parts = gather_objects(([tuple(f) for f in failures.failures],
+                                [tuple(f) for f in failures.fallbacks]))
         if self.info.is_main:
             log = FailureLog()
-            log.add(failed)
+            for failed, fallbacks in parts:
+                log.add(failed)
+                log.add_fallbacks(fallbacks)
             elapsed = time.perf_counter() - start
             self.logger.log("epoch", self.step, epoch=self.epoch, seconds=round(elapsed, 2),
                             steps_per_second=self.steps_per_epoch / elapsed,
-                            failed_videos=len(log.paths), **means)
+                            failed_videos=len(log.paths),
+                            fallback_videos=len(log.fallback_paths), **means)
             print(f"epoch {self.epoch}/{self.cfg.epochs}: " +
                   "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)")
-            if failed:
+            if log.failures or log.fallbacks:
                 print(log.report())
         return means
 

@@ -7,8 +7,11 @@ against any labels, or embed videos and texts for retrieval.
     [('juggling', 0.83), ('abseiling', 0.17)]
 
 A video is seen exactly as the evaluation sees it: ``num_views`` temporal views of
-``num_frames`` frames (PySlowFast sampling), short side resized to the model's input size
-and one centre crop, decoded by the same dataset code (`froster.data.VideoDataset`).
+``num_frames`` frames (``sampling="reference"``, the reference decoder's frames, or
+``"uniform"``), short side resized to the model's input size and one centre crop, decoded
+by the same dataset code (`froster.data.VideoDataset`). Unlike training and evaluation,
+display rotation is applied by default (``apply_rotation=True``): frames as a person sees
+the video.
 Logits are the model's per-view logits (logit_scale * cosine, averaged over frames)
 *summed over the views*, against the prompt-ensemble classifier (the 28 templates + the
 bare class text by default, method.md). Probabilities are the softmax of those summed
@@ -54,6 +57,7 @@ class VideoResult:
     path: str
     frames: torch.Tensor | None = None
     error: str | None = None
+    fallback: str | None = None  # why the sampling rule was not followed, if it was not
 
     @property
     def ok(self) -> bool:
@@ -105,14 +109,20 @@ class Recognizer:
     """A video-text model loaded once, with the test-time view settings and a text cache.
 
     `identity` names the exact weights (for the text-embedding cache and search indexes);
-    when not given it is computed from the weights on first use.
+    when not given it is computed from the weights on first use. `sampling` is the frame
+    sampling rule ("reference" or "uniform", froster.data.sampling); `apply_rotation`
+    turns the display-rotation metadata into rotated frames (the reference ignores it).
     """
 
     def __init__(self, model: VideoCLIP, tokenizer, identity: str | None = None, *,
                  device: str | torch.device | None = None, num_frames: int = 8,
                  sampling_rate: int = 16, target_fps: float = 30.0, num_views: int = 3,
+                 sampling: str = "reference", apply_rotation: bool = True,
                  templates: Sequence[str] = ALL_PROMPTS, cache_dir: str | os.PathLike | None = None,
                  use_cache: bool = True, batch_size: int = 4, num_workers: int | None = None):
+        from ..data.sampling import get_sampling
+
+        get_sampling(sampling)  # a bad name fails here, not in a worker
         self.device = torch.device(device) if device is not None else _default_device()
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -121,6 +131,8 @@ class Recognizer:
         self.sampling_rate = sampling_rate
         self.target_fps = target_fps
         self.num_views = num_views
+        self.sampling = sampling
+        self.apply_rotation = apply_rotation
         self.templates = tuple(templates)
         self.cache = TextCache(cache_dir) if use_cache else None
         self.batch_size = batch_size
@@ -131,13 +143,26 @@ class Recognizer:
 
     # -- loading ---------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device=None, **kwargs) -> "Recognizer":
-        """A student exported by froster (a folder with model.safetensors + config.json)."""
-        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_student
+    def from_checkpoint(cls, path: str | os.PathLike, device=None, trust_pickle: bool = False,
+                        **kwargs) -> "Recognizer":
+        """A student exported by froster (a folder with model.safetensors + config.json), or
+        another project's checkpoint file as released (FROSTER reference, Open-VCLIP,
+        ViFi-CLIP; see froster.interop). Frames per view and sampling rate default to the
+        ones the checkpoint records (its training run's), else 8 x 16."""
+        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, froster_folder, load_student
 
-        model, tokenizer, _ = load_student(path, device="cpu")
-        folder = Path(path) if Path(path).is_dir() else Path(path).parent
-        identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        model, tokenizer, config = load_student(path, device="cpu", trust_pickle=trust_pickle)
+        folder = froster_folder(path)
+        if folder is not None:
+            identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        else:
+            identity = f"imported:{model.temporal}:{model.neighbor_padding}:{file_sha256(path)}"
+        recorded = (config.get("extra") or {}).get("config") or {}
+        for key in ("num_frames", "sampling_rate"):
+            if kwargs.get(key) is None and recorded.get(key):
+                kwargs[key] = int(recorded[key])
+            elif kwargs.get(key) is None:
+                kwargs.pop(key, None)  # the constructor's default
         return cls(model, tokenizer, identity, device=device, **kwargs)
 
     @classmethod
@@ -172,7 +197,8 @@ class Recognizer:
     def view_settings(self) -> dict:
         return {"num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
                 "target_fps": self.target_fps, "num_views": self.num_views,
-                "num_crops": 1, "size": self.size}
+                "num_crops": 1, "size": self.size, "sampling": self.sampling,
+                "apply_rotation": self.apply_rotation}
 
     # -- text ------------------------------------------------------------------------
     def _encode_prompts(self, texts: list[ClassText], templates: tuple[str, ...]) -> torch.Tensor:
@@ -225,7 +251,7 @@ class Recognizer:
         """
         if not isinstance(video, torch.Tensor):
             dataset = self.dataset([video])
-            return dataset.load_test_views(dataset.items[0])
+            return dataset.load_test_views(dataset.items[0]).frames
         if video.dtype != torch.uint8:
             raise ValueError(f"a frame tensor must be uint8, got {video.dtype} (use `encode` "
                              "for normalised float input)")
@@ -289,8 +315,10 @@ class Recognizer:
                 results = []
                 if len(batch["index"]):
                     frames = self.encode(batch["video"]).cpu()
-                    results += [VideoResult(int(i), dataset.items[int(i)].path, frames[k])
-                                for k, i in enumerate(batch["index"])]
+                    fallback = dict(batch["fallback"])
+                    results += [VideoResult(int(i), path, frames[k], fallback=fallback.get(path))
+                                for k, i in enumerate(batch["index"])
+                                for path in [dataset.items[int(i)].path]]
                 results += [VideoResult(int(i), dataset.items[int(i)].path, error=f.message)
                             for i, f in zip(batch["failed_index"], batch["failed"])]
                 for result in sorted(results, key=lambda r: r.index):

@@ -18,6 +18,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     views = parser.add_argument_group("views and throughput")
     views.add_argument("--views", type=int, default=3, help="temporal views per video (default 3)")
     _clip_options(views)
+    views.add_argument("--sampling", choices=("reference", "uniform"), default="reference",
+                       help="which frames make a view: 'reference', those the FROSTER "
+                            "reference decoder takes (what its models were trained and tested "
+                            "on); 'uniform', views spread evenly over the whole video")
+    views.add_argument("--ignore-rotation", action="store_true",
+                       help="decode frames as stored, ignoring the video's display rotation, "
+                            "as the reference does (without it: rotated as a player shows them)")
     views.add_argument("--batch-size", type=int, default=4, help="videos per forward pass (default 4)")
     views.add_argument("--workers", type=int, default=None,
                        help="decoding worker processes (default: min(4, CPU cores))")
@@ -28,7 +35,12 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def _model_group(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (one of --checkpoint or --model)")
     group.add_argument("--checkpoint", metavar="CKPT",
-                       help="a froster checkpoint folder (model.safetensors + config.json)")
+                       help="a froster checkpoint folder (model.safetensors + config.json), or a "
+                            "FROSTER reference / Open-VCLIP / ViFi-CLIP checkpoint file as "
+                            "released (e.g. swa_2_22.pth)")
+    group.add_argument("--trust-pickle", action="store_true",
+                       help="allow a --checkpoint file that needs full unpickling (it could run "
+                            "code: only for files from a source you trust)")
     group.add_argument("--model", metavar="ARCH",
                        help="an open_clip architecture, e.g. ViT-B-16 (plain CLIP, no fine-tuning)")
     group.add_argument("--pretrained", metavar="TAG_OR_FILE", default="openai",
@@ -40,9 +52,11 @@ def _model_group(parser: argparse.ArgumentParser) -> None:
 
 
 def _clip_options(group, clip: str = "view") -> None:
-    group.add_argument("--frames", type=int, default=8, help=f"frames per {clip} (default 8)")
-    group.add_argument("--sampling-rate", type=int, default=16,
-                       help=f"frame step at 30 fps within a {clip} (default 16)")
+    group.add_argument("--frames", type=int, default=None,
+                       help=f"frames per {clip} (default: the checkpoint's training frames, else 8)")
+    group.add_argument("--sampling-rate", type=int, default=None,
+                       help=f"frame step at 30 fps within a {clip} (default: the checkpoint's, "
+                            "else 16)")
 
 
 def _text_options(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +97,8 @@ def _load(args):
     if bool(args.checkpoint) == bool(args.model):
         raise ValueError("give either --checkpoint CKPT or --model ARCH [--pretrained TAG]")
     options = dict(device=args.device, num_views=args.views, num_frames=args.frames,
-                   sampling_rate=args.sampling_rate, cache_dir=args.cache_dir,
+                   sampling_rate=args.sampling_rate, sampling=args.sampling,
+                   apply_rotation=not args.ignore_rotation, cache_dir=args.cache_dir,
                    use_cache=not args.no_cache, batch_size=args.batch_size,
                    num_workers=args.workers)
     if args.templates:
@@ -92,7 +107,9 @@ def _load(args):
                 raise ValueError(f"template {template!r} must contain {{}} exactly once")
         options["templates"] = tuple(args.templates)
     if args.checkpoint:
-        return Recognizer.from_checkpoint(args.checkpoint, **options)
+        return Recognizer.from_checkpoint(args.checkpoint, trust_pickle=args.trust_pickle, **options)
+    for key, default in (("num_frames", 8), ("sampling_rate", 16)):
+        options[key] = default if options[key] is None else options[key]
     return Recognizer.from_pretrained(args.model, args.pretrained, temporal=args.temporal, **options)
 
 

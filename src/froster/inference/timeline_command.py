@@ -138,4 +138,4 @@ def register(subparsers) -> None:
                              "video_size=640x480, framerate=30")
     _model_group(p)
     _text_options(p)
-    p.set_defaults(run=run_timeline, views=1, workers=0)
+    p.set_defaults(run=run_timeline, views=1, workers=0, sampling="reference")  # for _load; windows sample by time
