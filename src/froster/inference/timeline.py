@@ -35,7 +35,6 @@ first segment starts at the first window's start, the last ends at the last wind
 from __future__ import annotations
 
 import math
-import time as _time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,11 +50,6 @@ from .api import _label_texts, rank
 
 __all__ = ["Timeline", "Window", "Segment", "SegmentBuilder", "segments", "WindowSampler",
            "WindowScorer", "seconds"]
-
-#: a live source runs a complete window at the latest this long after it became complete,
-#: even if the batch is not full (files always fill their batches)
-LIVE_MAX_WAIT_S = 0.2
-
 
 def seconds(value) -> Fraction:
     """A time in seconds as an exact fraction (1.0 -> 1, 0.1 -> 1/10)."""
@@ -336,7 +330,7 @@ class Timeline:
         self._stop = False
         self._started = False
         self._assembler = _WindowAssembler(self.sampler)
-        self._pending: list[tuple[int, list[_Sample], float]] = []  # complete, not yet run
+        self._pending: list[tuple[int, list[_Sample]]] = []  # complete, not yet run
 
     @property
     def threshold(self) -> float:
@@ -359,7 +353,7 @@ class Timeline:
     def held_frames(self) -> int:
         """Sampled frames held now (by windows not yet complete or not yet run)."""
         held = {id(s) for samples in self._assembler.open.values() for s in samples if s}
-        held |= {id(s) for _, samples, _ in self._pending for s in samples}
+        held |= {id(s) for _, samples in self._pending for s in samples}
         return len(held)
 
     def stop(self) -> None:
@@ -382,17 +376,15 @@ class Timeline:
                 for item in self.stream:
                     if self.on_frame is not None:
                         self.on_frame(item)
-                    now = _time.monotonic()
-                    pending += [(k, s, now) for k, s in
-                                assembler.add(item.index, item.time, item.frame, self._convert)]
+                    pending += assembler.add(item.index, item.time, item.frame, self._convert)
                     if self._stop:
                         break
-                    if pending and self._due(pending, now):
+                    if pending and self._due(pending):
                         yield from self._run(pending)
                         if self._stop:
                             break
                 else:
-                    pending += [(k, s, 0.0) for k, s in assembler.finish(self._convert)]
+                    pending += assembler.finish(self._convert)
             except KeyboardInterrupt:
                 self.interrupted = True
             if self._stop:
@@ -401,12 +393,12 @@ class Timeline:
         finally:
             self.stream.close()
 
-    def _due(self, pending, now: float) -> bool:
-        if len(pending) >= self.batch_size:
+    def _due(self, pending) -> bool:
+        """Run the complete windows now? A file fills its batches; a live source runs them
+        at once (the next frame may be long in coming: a camera stalls, a pipe waits)."""
+        if len(pending) >= self.batch_size or self.stream.live:
             return True
-        if self.flush_when is not None and self.flush_when():
-            return True
-        return self.stream.live and now - pending[0][2] >= LIVE_MAX_WAIT_S
+        return self.flush_when is not None and self.flush_when()
 
     def _run(self, pending: list) -> Iterator[Window]:
         """Run the pending windows in batches, yielding each (removed from `pending` as it goes)."""
@@ -414,11 +406,11 @@ class Timeline:
             chunk = pending[: self.batch_size]
             with _one_thread():
                 video = torch.stack([torch.stack([s.pixels for s in samples])
-                                     for _, samples, _ in chunk])
+                                     for _, samples in chunk])
             frames = self.recognizer.encode(video[:, None])  # one view per window
             logits = self.recognizer.view_logits(frames, self.classifier).cpu()
             for i in range(len(chunk)):
-                index, samples, _ = pending.pop(0)
+                index, samples = pending.pop(0)
                 probabilities, scores, top, label = self.scorer(logits[i])
                 start = self.sampler.start(index)
                 yield Window(index, float(start), float(start + self.span),

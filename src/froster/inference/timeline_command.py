@@ -112,8 +112,8 @@ def register(subparsers) -> None:
                          help="labels written per window (0: all; default 3)")
     _clip_options(windows, "window")
     windows.add_argument("--batch-size", type=int, default=8,
-                         help="windows per forward pass (default 8; a live stream does not wait "
-                              "for a full batch)")
+                         help="windows per forward pass (default 8; a live stream runs each "
+                              "window as soon as it is complete)")
     windows.add_argument("--ignore-rotation", action="store_true",
                          help="frames as stored, not as displayed (default: the display "
                               "rotation is applied, as froster predict does)")
