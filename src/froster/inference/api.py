@@ -143,13 +143,26 @@ class Recognizer:
 
     # -- loading ---------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device=None, **kwargs) -> "Recognizer":
-        """A student exported by froster (a folder with model.safetensors + config.json)."""
-        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_student
+    def from_checkpoint(cls, path: str | os.PathLike, device=None, trust_pickle: bool = False,
+                        **kwargs) -> "Recognizer":
+        """A student exported by froster (a folder with model.safetensors + config.json), or
+        another project's checkpoint file as released (FROSTER reference, Open-VCLIP,
+        ViFi-CLIP; see froster.interop). Frames per view and sampling rate default to the
+        ones the checkpoint records (its training run's), else 8 x 16."""
+        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, froster_folder, load_student
 
-        model, tokenizer, _ = load_student(path, device="cpu")
-        folder = Path(path) if Path(path).is_dir() else Path(path).parent
-        identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        model, tokenizer, config = load_student(path, device="cpu", trust_pickle=trust_pickle)
+        folder = froster_folder(path)
+        if folder is not None:
+            identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        else:
+            identity = f"imported:{model.temporal}:{model.neighbor_padding}:{file_sha256(path)}"
+        recorded = (config.get("extra") or {}).get("config") or {}
+        for key in ("num_frames", "sampling_rate"):
+            if kwargs.get(key) is None and recorded.get(key):
+                kwargs[key] = int(recorded[key])
+            elif kwargs.get(key) is None:
+                kwargs.pop(key, None)  # the constructor's default
         return cls(model, tokenizer, identity, device=device, **kwargs)
 
     @classmethod
@@ -162,7 +175,7 @@ class Recognizer:
         from .. import backbones
         from ..checkpoint import StudentSpec, build_student
 
-        backbone = backbones.get(temporal)
+        backbone = backbones.get(temporal)()
         if backbone.adds_parameters and not backbone.starts_as_clip:
             raise ValueError(f"temporal={temporal!r} adds a module that only training sets "
                              f"(a plain CLIP would run it with random weights); pass a "
@@ -335,6 +348,21 @@ class Recognizer:
         names = [c.name for c in _label_texts(labels)]
         probs = self.logits(video, labels, templates).softmax(dim=-1)
         return rank(names, probs, top_k)
+
+    def timeline(self, source, labels: Sequence[str | ClassText], window: float | None = None,
+                 stride: float = 1.0, **options):
+        """Windows of a long video or a live stream, yielded as they are known.
+
+        `source`: a file, a URL, a capture device, "-" (stdin) or a binary file object.
+        A window is `num_frames` frames over `window` seconds (default: the model's
+        sampling, 8 x 16 frames at 30 fps = 4.27 s), one every `stride` seconds; each has
+        its times, logits (as `logits` on its frames), probabilities, smoothed scores,
+        top labels and label (None below `threshold`). Options: threshold, smooth, top_k,
+        templates, batch_size, input_format, input_options, apply_rotation, on_frame.
+        See `froster.inference.timeline`; `timeline.segments(windows)` merges them."""
+        from .timeline import Timeline
+
+        return Timeline(self, source, labels, window=window, stride=stride, **options)
 
     def embed_videos(self, videos: Iterable, batch_size: int | None = None,
                      num_workers: int | None = None, progress: bool = False) -> torch.Tensor:
