@@ -349,6 +349,43 @@ class Recognizer:
         probs = self.logits(video, labels, templates).softmax(dim=-1)
         return rank(names, probs, top_k)
 
+    def explain(self, video, labels: Sequence[str | ClassText], label: str | None = None,
+                method: str = "gradient", head_fusion: str = "mean",
+                templates: Sequence[str] | None = None):
+        """Where the model looks: per-frame attention maps of one view of `video` for one
+        label (`froster.explain`, docs/explain.md).
+
+        The view is the middle one of the test views (`num_views // 2`: with 3 views, the
+        one in the middle of the video), prepared and classified exactly as `classify`
+        prepares and classifies each view (same transform, same prompt-ensemble
+        classifier). `label`: a label's name (default: this view's top label). `method`:
+        "gradient" (Chefer et al. 2021, default) or "rollout" (Abnar & Zuidema 2020);
+        `head_fusion`: "mean" or "max" over the heads. Returns an `Explanation`: the frames
+        as the model saw them (uint8 (T, S, S, 3)), the maps at the patch grid (T, h, w)
+        and upsampled to the frames (T, S, S), each summing to 1 over the clip, the label
+        and its probability (softmax over `labels` of this view's logits; `classify`
+        sums all the views' logits, so the two can differ).
+        """
+        from ..explain.maps import Explanation, explain_clips, upsample
+
+        names = [c.name for c in _label_texts(labels)]
+        target = None if label is None else label_index(names, label)
+        classifier = self.label_embeddings(labels, templates)
+        views = self.load_video(video)
+        view = views.shape[0] // 2
+        clip = views[view]
+        inputs = normalize(clip[None].to(self.device), self.mean, self.std)
+        result = explain_clips(self.model, inputs, classifier.to(inputs.dtype), target, method,
+                               head_fusion)
+        logits = result.logits[0].cpu()
+        index = int(result.target[0])
+        maps = result.maps[0].cpu()
+        return Explanation(frames=clip.permute(0, 2, 3, 1).contiguous(), maps=maps,
+                           pixel_maps=upsample(maps, tuple(clip.shape[-2:])), label=names[index],
+                           probability=float(logits.softmax(dim=-1)[index]), labels=names,
+                           logits=logits, view=view, views=views.shape[0], method=method,
+                           head_fusion=head_fusion)
+
     def timeline(self, source, labels: Sequence[str | ClassText], window: float | None = None,
                  stride: float = 1.0, **options):
         """Windows of a long video or a live stream, yielded as they are known.
@@ -390,6 +427,19 @@ def _low_priority(init, worker_id: int) -> None:
         os.nice(19)
     except OSError:  # not permitted here: decode at normal priority
         pass
+
+
+def label_index(names: Sequence[str], label: str) -> int:
+    """The index of `label` among the label names: exact, else the one name equal to it
+    ignoring case and spacing; a ValueError that lists the names otherwise."""
+    if label in names:
+        return list(names).index(label)
+    folded = [i for i, name in enumerate(names) if " ".join(name.split()).casefold()
+              == " ".join(str(label).split()).casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    raise ValueError(f"label {label!r} is not one of the {len(names)} labels given ({shown})")
 
 
 def rank(names: Sequence[str], scores: torch.Tensor, top_k: int | None = None) -> list[tuple[str, float]]:
