@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "froster.inference.commands",  # predict, search
     "froster.demo.commands",       # demo
     "froster.interop.commands",    # import
+    "froster.explain.commands",    # explain
 )
 
 

@@ -147,8 +147,8 @@ class Recognizer:
                         **kwargs) -> "Recognizer":
         """A student exported by froster (a folder with model.safetensors + config.json), or
         another project's checkpoint file as released (FROSTER reference, Open-VCLIP,
-        ViFi-CLIP; see froster.interop). Frames per view and sampling rate default to the
-        ones the checkpoint records (its training run's), else 8 x 16."""
+        ViFi-CLIP; see froster.interop). Frames per view, sampling rate and target fps default
+        to the ones the checkpoint records (its training run's), else 8 x 16 at 30 fps."""
         from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, froster_folder, load_student
 
         model, tokenizer, config = load_student(path, device="cpu", trust_pickle=trust_pickle)
@@ -163,6 +163,8 @@ class Recognizer:
                 kwargs[key] = int(recorded[key])
             elif kwargs.get(key) is None:
                 kwargs.pop(key, None)  # the constructor's default
+        if kwargs.get("target_fps") is None and recorded.get("target_fps"):
+            kwargs["target_fps"] = float(recorded["target_fps"])  # a clip spans what it did in training
         return cls(model, tokenizer, identity, device=device, **kwargs)
 
     @classmethod
