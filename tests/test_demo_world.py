@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from froster.demo.world import (ACTIONS, BASE_ACTIONS, COLOURS, NOVEL_ACTIONS, SIGNATURE_COLOURS,
-                                action_by_name, frame_caption, make_video, render_frame,
-                                sample_scene, trail_visible)
+                                action_by_name, frame_caption, make_video, object_mask,
+                                object_state, render_frame, render_masks, sample_scene,
+                                trail_visible)
 
 SIZE = 32
 TIMES = np.linspace(0, 1, 16)
@@ -149,3 +150,37 @@ def test_captions_name_the_action_only_when_a_frame_shows_it():
     assert fading.trail == 0.0  # nothing moves, so nothing trails
     assert "faint" in frame_caption(fading, 0.8, rng)
     assert frame_caption(fading, 1.0, rng).startswith("an empty")
+
+
+@pytest.mark.parametrize("action", [a.name for a in ACTIONS])
+def test_object_masks_are_the_object_itself_not_its_trail(action):
+    """Drawn white on black without a trail, the object's pixels are exactly the mask (a
+    pixel half covered is 15 + 225 / 2 = 127.5, which rounds to 128); the trail never
+    changes a pixel the object covers fully and mostly lies outside the mask; the masks are
+    a pure function of the seed."""
+    scene = sample_scene(np.random.default_rng([5, 1]), action, trail_prob=1.0)
+    probe = replace(scene, colour="white", texture="plain", background="plain",
+                    background_colour="black", trail=0.0)
+    masks = render_masks(scene)
+    assert masks.shape == (16, SIZE, SIZE) and masks.dtype == bool
+    assert np.array_equal(masks, render_masks(scene)) and np.array_equal(masks, render_masks(probe))
+    for k, s in enumerate(TIMES):
+        state = object_state(scene, float(s))
+        assert np.array_equal(masks[k], object_mask(scene, float(s)))
+        if state.opacity >= 1:  # a fully drawn object: bright exactly on its mask
+            assert np.array_equal(masks[k], render_frame(probe, float(s))[..., 0] >= 128)
+        else:
+            assert masks[k].any() == (state.opacity > 0)
+    trailed = replace(probe, trail=1.0)
+    plain = [render_frame(probe, float(s))[..., 0] for s in TIMES]
+    differs = np.stack([render_frame(trailed, float(s))[..., 0] != p for s, p in zip(TIMES, plain)])
+    assert differs.any() == (not action.startswith(("Rotating", "Growing")))  # hidden there
+    if differs.any():
+        assert not (differs & (np.stack(plain) == 240)).any()  # never under the object itself
+        assert (differs & ~masks).sum() > (differs & masks).sum()
+
+
+def test_the_mask_is_empty_once_the_object_has_disappeared():
+    scene = sample_scene(np.random.default_rng(2), "Disappearing")
+    assert object_mask(scene, 0.0).any() and object_mask(scene, 0.9).any()
+    assert not object_mask(scene, 1.0).any()

@@ -12,7 +12,8 @@ A trail is the only thing in a single frame that hints at an action, and only fo
 actions (it is hidden under a growing object and invisible for fading or still ones).
 
 Everything is a pure function of a seed: ``make_video(seed, action)`` returns the same
-frames on every machine.
+frames on every machine, and ``render_masks(scene)`` the object's own pixels in each frame
+(where attention maps should point).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = [
     "SIGNATURE_COLOURS", "SIGNATURE_PROB",
     "SHAPES", "COLOURS", "TEXTURES", "BACKGROUNDS", "BACKGROUND_COLOURS",
     "Scene", "ObjectState", "sample_scene", "object_state", "render_frame", "render",
-    "make_video", "frame_caption", "trail_visible",
+    "make_video", "frame_caption", "trail_visible", "object_mask", "render_masks",
 ]
 
 
@@ -250,18 +251,23 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def _draw_object(canvas: np.ndarray, scene: Scene, state: ObjectState, alpha: float) -> None:
-    """Composite the object over `canvas` (float, H, W, 3, supersampled) in place."""
-    alpha *= state.opacity
-    if alpha <= 0 or state.radius <= 0:
-        return
-    size = canvas.shape[0]
+def _object_coordinates(state: ObjectState, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel centre of a `size` canvas in the object's own coordinates (u, v)."""
     grid = (np.arange(size) + 0.5) / size
     dx = grid[None, :] - state.x
     dy = grid[:, None] - state.y
     t = math.radians(state.angle)  # y points down, so a growing angle turns clockwise
     u = (dx * math.cos(t) + dy * math.sin(t)) / state.radius
     v = (-dx * math.sin(t) + dy * math.cos(t)) / state.radius
+    return u, v
+
+
+def _draw_object(canvas: np.ndarray, scene: Scene, state: ObjectState, alpha: float) -> None:
+    """Composite the object over `canvas` (float, H, W, 3, supersampled) in place."""
+    alpha *= state.opacity
+    if alpha <= 0 or state.radius <= 0:
+        return
+    u, v = _object_coordinates(state, canvas.shape[0])
     mask = _shape_mask(scene.shape, u, v)
     colour = np.array(COLOURS[scene.colour], np.float32)
     fill = np.broadcast_to(colour, canvas.shape).copy()
@@ -311,6 +317,24 @@ def make_video(seed: int | list[int], action: str, num_frames: int = 16, size: i
     """The video of `action` drawn from `seed`: (frames, scene)."""
     scene = sample_scene(np.random.default_rng(seed), action, trail_prob, signature_prob)
     return render(scene, num_frames, size), scene
+
+
+def object_mask(scene: Scene, s: float, size: int = 32) -> np.ndarray:
+    """bool (size, size): the pixels of the object itself at time s, not its trail: those
+    at least half covered by it at the drawing's supersampling. Empty when the object is
+    invisible (opacity 0, as at the end of "Disappearing")."""
+    state = object_state(scene, s)
+    if state.opacity <= 0 or state.radius <= 0:
+        return np.zeros((size, size), dtype=bool)
+    big = size * _SUPERSAMPLE
+    covered = _shape_mask(scene.shape, *_object_coordinates(state, big)).astype(np.float32)
+    return covered.reshape(size, _SUPERSAMPLE, size, _SUPERSAMPLE).mean(axis=(1, 3)) >= 0.5
+
+
+def render_masks(scene: Scene, num_frames: int = 16, size: int = 32) -> np.ndarray:
+    """bool (num_frames, size, size): the object's mask in every frame of `render`."""
+    times = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    return np.stack([object_mask(scene, float(s), size) for s in times])
 
 
 def trail_visible(scene: Scene, s: float, size: int = 32, min_pixels: int = 3) -> bool:
