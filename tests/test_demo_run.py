@@ -34,7 +34,28 @@ def _check(out, quick: bool) -> dict:
         assert image.format == "PNG"
         assert image.size == CHART_SIZE
         image.verify()
+    _check_attention(out, result, splits)
     return result
+
+
+def _check_attention(out, result, splits: int) -> None:
+    """Each row's attention scores: every method, mean and std over its models' splits."""
+    attention = result["attention"]
+    assert attention["videos"] == 6 * attention["per_class"]
+    for row in result["rows"]:
+        for method in attention["methods"]:
+            scores = row["attention"][method]
+            for key in ("mass", "pointing"):
+                values = np.array(scores["splits"][key])
+                assert len(values) == (1 if row["key"] == "zero_shot" else splits)
+                assert ((0 <= values) & (values <= 100)).all()
+                assert scores[key] == pytest.approx(values.mean(), abs=1e-6)
+                assert scores[f"{key}_std"] == pytest.approx(values.std(), abs=1e-6)
+            assert 0 < scores["chance_mass"] < scores["chance_pointing"] < 100
+    assert "Do the models look at the object?" in (out / "results.md").read_text()
+    with Image.open(out / "attention.png") as image:
+        assert image.format == "PNG" and image.size[0] > 1000
+        image.verify()
 
 
 def test_demo_quick(tmp_path, capsys):

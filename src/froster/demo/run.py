@@ -13,7 +13,12 @@
    (distillation from the frozen CLIP). Base and novel are the mean over the splits, with
    their standard deviation; HM is the harmonic mean of the two means.
 
-Writes `results.json`, `results.md` and `results.png` (a grouped bar chart) to `out_dir`.
+4. `attention`: right after each row, while its students are there, whether their
+   attention maps find the object on a fixed subset of the novel test videos (share of
+   the map's mass on the object, pointing game; frozen CLIP, fine-tuning, FROSTER).
+
+Writes `results.json`, `results.md`, `results.png` (a grouped bar chart) and
+`attention.png` (the three models' maps on a few novel videos) to `out_dir`.
 Prompts are the engine's default: the reference's 28 templates plus the bare description.
 """
 
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from ..config import Config, validate
 from ..protocols import harmonic_mean, run_b2n
+from .attention import AttentionSpec
 from .benchmark import BenchmarkSpec, write_benchmark
 from .pretrain import PretrainConfig, pretrain
 from .world import BASE_ACTIONS, SIGNATURE_PROB
@@ -76,8 +82,15 @@ def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SI
 
 def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
              signature_prob: float = SIGNATURE_PROB, epochs: int | None = None, log=print,
-             temporal: str = "neighbor") -> dict:
+             temporal: str = "neighbor", attention: AttentionSpec | None = None) -> dict:
+    """The demo; `attention` sets the attention measurement (default: 20 novel test
+    videos per class, 2 with `quick`)."""
     import torch
+
+    from ..data.annotations import read_class_names
+    from ..prompts import ClassText
+    from .attention import (attention_table, draw_attention_figure, measure_models, novel_subset,
+                            row_models, summarise)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,15 +113,31 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
     timings["pretrain"] = time.perf_counter() - t
 
     cfg = replace(cfg, pretrained=str(weights.resolve()))
-    rows = []
+    attention = attention or AttentionSpec(per_class=2 if quick else AttentionSpec.per_class)
+    t = time.perf_counter()
+    subset = novel_subset(files, spec, cfg, attention)
+    novel_texts = read_class_names(str(files.novel_classes))
+    timings["attention"] = time.perf_counter() - t
+    rows, figure = [], []
     for key, label, overrides in ROWS:
         log(f"[demo] {label}" + (f" ({temporal})" if key != "zero_shot" else ""))
         rows.append(run_row(cfg, key, label, overrides, files, out / key))
         timings[key] = rows[-1]["seconds"]
+        t = time.perf_counter()  # measured now: the row's students are still on disk
+        models = row_models(replace(cfg, **overrides), out / key, key == "zero_shot")
+        measured = measure_models(models, subset, novel_texts, attention)
+        rows[-1]["attention"] = summarise(measured, attention.methods)
+        figure.append({"method": label, "figure": measured["figure"]})
+        timings["attention"] += time.perf_counter() - t
+    log(f"[demo] attention maps of {len(subset.labels)} novel test videos measured for every "
+        f"model in {timings['attention']:.0f} s")
     timings["total"] = time.perf_counter() - start
 
     result = {"quick": quick, "seed": seed, "signature_prob": signature_prob, "rows": rows,
               "timings": timings,
+              "attention": {"videos": len(subset.labels), "per_class": attention.per_class,
+                            "methods": list(attention.methods), "explained": "true label",
+                            "figure_videos": [subset.names[i] for i in subset.figure]},
               "settings": {"benchmark": asdict(spec), "pretrain": asdict(pre_cfg),
                            "pretrain_final_loss": pre.losses[-1] if pre.losses else None,
                            "engine": {k: v for k, v in cfg.to_dict().items()},
@@ -121,13 +150,19 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
         f"\nTop-1 %: mean ± std over {spec.train_splits} training splits; each split is "
         f"evaluated on {first['base_videos']} base and {first['novel_videos']} novel test videos "
         f"(chance {100 / len(BASE_ACTIONS):.1f} %).\n")
-    (out / "results.md").write_text(table + f"\nTotal time: {timings['total']:.0f} s\n")
+    seen = attention_table(rows, attention.methods, len(subset.labels))
+    (out / "results.md").write_text(table + "\n## Do the models look at the object?\n\n" + seen
+                                    + f"\nTotal time: {timings['total']:.0f} s\n")
+    draw_attention_figure(figure, subset, [ClassText.parse(t).name for t in novel_texts],
+                          out / "attention.png", title="Gradient attention maps on novel test "
+                          "videos (frozen CLIP, and split 1's fine-tuned and FROSTER students)")
     student = "" if temporal == "neighbor" else f" ({temporal} student)"
     draw_chart(rows, out / "results.png", title=f"FROSTER demo{student}: base-to-novel top-1 (%), bars: "
                f"mean ± std over {spec.train_splits} training splits"
                + (" [quick: noise]" if quick else ""))
     log("")
     log(table)
+    log(seen)
     log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); "
         f"results in {out}")
     return result
