@@ -16,9 +16,11 @@ def register(subparsers) -> None:
                     "  1. write a benchmark of 32x32 videos of 12 actions (6 base, 6 novel);\n"
                     "  2. 'pretrain' a tiny CLIP (froster-demo) on captioned single frames;\n"
                     "  3. train and evaluate the paper's Table 1 rows with the real engine on\n"
-                    "     three training splits: frozen CLIP zero-shot, plain fine-tuning, FROSTER.\n"
-                    "Writes results.json, results.md and results.png (bar chart) to --output and\n"
-                    "prints the table (base, novel, HM top-1 %).\n\n"
+                    "     three training splits: frozen CLIP zero-shot, plain fine-tuning, FROSTER;\n"
+                    "  4. measure each model's attention maps against the object's mask on 120\n"
+                    "     novel test videos (share on the object, pointing game).\n"
+                    "Writes results.json, results.md, results.png (bar chart) and attention.png\n"
+                    "(maps of the three models) to --output and prints the tables.\n\n"
                     "Takes about 8 minutes on 2 CPU cores (a GPU is not needed); --quick\n"
                     "takes seconds and is a smoke test only (its numbers mean nothing).")
     parser.add_argument("--output", default="froster_demo", metavar="DIR",
