@@ -75,11 +75,12 @@ def register(subparsers) -> None:
                      help="the grid picture (default: VIDEO's name + _explain.png, here)")
     out.add_argument("--gif", metavar="FILE", help="also an animated GIF, one picture per frame")
     out.add_argument("--mp4", metavar="FILE", help="also an H.264 MP4, one picture per frame")
-    out.add_argument("--fps", type=float, default=2.0, help="pictures per second of --gif/--mp4")
+    out.add_argument("--fps", type=float, default=2.0, help="pictures per second of --gif/--mp4 (default 2)")
     _model_group(p)
     views = p.add_argument_group("views")
     views.add_argument("--views", type=int, default=3,
-                       help="test views as predict takes them; the middle one is explained")
+                       help="test views as predict takes them (default 3); the middle one is "
+                            "explained")
     _clip_options(views)
     views.add_argument("--sampling", choices=("reference", "uniform"), default="reference",
                        help="which frames make a view (as froster predict)")
@@ -149,8 +150,10 @@ def _write(explained, args, output: str) -> None:
             for name, r in explained]
     fusion = "" if args.method == "gradient" and args.head_fusion == "mean" else \
         f", heads: {args.head_fusion}"
-    title = (f"{os.path.basename(args.video)}: where '{first.label}' comes from "
-             f"({args.method}{fusion}; view {first.view + 1} of {first.views})")
+    what = f"where '{first.label}' comes from" if args.method == "gradient" else \
+        "where information flows from (the same for every label)"
+    title = (f"{os.path.basename(args.video)}: {what} ({args.method}{fusion}; view "
+             f"{first.view + 1} of {first.views})")
     draw_grid(rows, title).save(output)
     if args.gif or args.mp4:
         pictures = animation(rows, os.path.basename(args.video))
