@@ -75,7 +75,8 @@ def register(subparsers) -> None:
                      help="the grid picture (default: VIDEO's name + _explain.png, here)")
     out.add_argument("--gif", metavar="FILE", help="also an animated GIF, one picture per frame")
     out.add_argument("--mp4", metavar="FILE", help="also an H.264 MP4, one picture per frame")
-    out.add_argument("--fps", type=float, default=2.0, help="pictures per second of --gif/--mp4 (default 2)")
+    out.add_argument("--fps", type=float, default=2.0,
+                     help="pictures per second of --gif/--mp4 (default 2)")
     _model_group(p)
     views = p.add_argument_group("views")
     views.add_argument("--views", type=int, default=3,
