@@ -169,7 +169,8 @@ def test_explain_help_imports_only_the_standard_library():
               "    try: c.main(['explain', '--help'])\n"
               "    except SystemExit: pass\n"
               "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
-              "print(out.getvalue().startswith('usage:'), sorted(new - set(sys.stdlib_module_names) - {'froster'}))")
+              "print(out.getvalue().startswith('usage:'),\n"
+              "      sorted(new - set(sys.stdlib_module_names) - {'froster'}))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True []"

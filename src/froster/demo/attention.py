@@ -138,21 +138,27 @@ def _classifier(model, tokenizer, class_texts):
 
 def measure_models(models, subset: NovelSubset, class_texts, spec: AttentionSpec) -> dict:
     """{method: {"mass": [per model], "pointing": [...]}, "figure": {method: [maps of the
-    figure's videos per model]}} for `models`, a list of (VideoCLIP, tokenizer)."""
+    figure's videos per model], "probability": [the true label's, per model]}} for
+    `models`, a list of (VideoCLIP, tokenizer)."""
     out = {method: {"mass": [], "pointing": []} for method in spec.methods}
-    figure = {method: [] for method in spec.methods}
+    figure = {method: [] for method in spec.methods} | {"probability": []}
     for model, tokenizer in models:
         model.eval()
         classifier, recognizer = _classifier(model, tokenizer, class_texts)
         for method in spec.methods:
-            maps = []
+            maps, logits = [], []
             for start in range(0, len(subset.labels), spec.batch_size):
                 clips = normalize(subset.clips[start:start + spec.batch_size], recognizer.mean,
                                   recognizer.std)
                 result = explain_clips(model, clips, classifier,
                                        subset.labels[start:start + spec.batch_size], method)
                 maps.append(result.maps)
+                logits.append(result.logits)
             maps = torch.cat(maps)
+            if method == spec.methods[0]:  # the true label's probability, for the figure
+                probabilities = torch.cat(logits).softmax(dim=-1)
+                figure["probability"].append(
+                    probabilities[subset.figure, subset.labels[subset.figure]].tolist())
             scores = score_maps(maps, subset.masks)
             out[method]["mass"].append(100 * float(scores["mass"].mean()))
             out[method]["pointing"].append(100 * float(scores["pointing"].mean()))
@@ -200,7 +206,8 @@ def attention_table(rows, methods, videos: int) -> str:
         cells = []
         for m in methods:
             a = row["attention"][m]
-            cells += [f"{a['mass']:.1f} ± {a['mass_std']:.1f}", f"{a['pointing']:.1f} ± {a['pointing_std']:.1f}"]
+            cells += [f"{a['mass']:.1f} ± {a['mass_std']:.1f}",
+                      f"{a['pointing']:.1f} ± {a['pointing_std']:.1f}"]
         lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
     first = rows[0]["attention"]
     lines.append("| uniform map (chance) | " + " | ".join(
@@ -222,8 +229,8 @@ def draw_attention_figure(rows, subset: NovelSubset, class_names, path, method: 
     for k, index in enumerate(subset.figure):
         frames = subset.clips[index].permute(0, 2, 3, 1)
         label = class_names[int(subset.labels[index])]
-        map_rows = [MapRow([row["method"], f"explaining '{label}'"], frames,
-                           row["figure"][method][0][k]) for row in rows]
+        map_rows = [MapRow([row["method"], f"{label}: p = {row['figure']['probability'][0][k]:.2f}"],
+                           frames, row["figure"][method][0][k]) for row in rows]
         blocks.append(draw_grid(map_rows, f"{subset.names[index]} (true label: {label})"))
     width = max(b.size[0] for b in blocks)
     top = 30

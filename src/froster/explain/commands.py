@@ -233,8 +233,9 @@ def _load_frozen(args, quick_gelu):
     from ..clip import WeightsUnavailableError
     from ..inference.api import Recognizer
 
-    options = dict(device=args.device, num_views=args.views, num_frames=8, sampling_rate=16, sampling=args.sampling,
-                   apply_rotation=not args.ignore_rotation, cache_dir=args.cache_dir,
+    # frames per view and sampling rate: replaced by the main model's (`_load_compared`)
+    options = dict(device=args.device, num_views=args.views, num_frames=8, sampling_rate=16,
+                   sampling=args.sampling, apply_rotation=not args.ignore_rotation, cache_dir=args.cache_dir,
                    use_cache=not args.no_cache, batch_size=1, num_workers=0)
     if args.templates:
         options["templates"] = tuple(args.templates)
