@@ -32,7 +32,8 @@ def args(data, output_dir, **overrides):
 
 def test_train_average_eval_through_the_cli(data, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", *args(data, run, eval_every=3, average_from_epoch=0)]) == 0
+    assert main(["train", *args(data, run, eval_every=3, average_from_epoch=0,
+                                keep_epochs="all")]) == 0
     epochs = sorted(p.name for p in (run / "epochs").iterdir())
     assert epochs == ["epoch_001", "epoch_002", "epoch_003"]
     assert not (run / "average").exists()  # average_from_epoch=0: no averaging in train

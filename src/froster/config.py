@@ -71,11 +71,19 @@ class Config:
     eval_every: int = 0                    # evaluate on val_list every N epochs (0: never)
     eval_batch_size: int = 4               # videos per rank per evaluation batch
     average_from_epoch: int = 2            # average epochs >= this at the end (0: no averaging)
+    keep_epochs: str = "none"              # per-epoch student exports kept: all | none | N (the last N)
     log_every: int = 10                    # steps between log lines
     progress: bool = True                  # tqdm bar (shown only on a terminal)
 
+    def __post_init__(self):
+        self.keep_epochs = str(self.keep_epochs).strip().lower() or "none"  # "" is YAML's none
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def kept_epochs(self) -> int | None:
+        """How many of the latest per-epoch exports to keep; None: all of them."""
+        return None if self.keep_epochs == "all" else int(self.keep_epochs.replace("none", "0"))
 
     def short_side_range(self, size: int) -> tuple[int, int]:
         """The reference's [224, 256] random short side, scaled to the model's input size."""
@@ -198,6 +206,9 @@ def validate(cfg: Config) -> None:
     for key in ("epochs", "num_workers", "eval_every", "average_from_epoch"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"{key} must not be negative, got {getattr(cfg, key)}")
+    if not (cfg.keep_epochs in ("all", "none") or cfg.keep_epochs.isdigit()):
+        raise ValueError(f"keep_epochs={cfg.keep_epochs!r}: expected all, none or a number of "
+                         "epochs (the last N exports are kept)")
     if cfg.test_crops not in (1, 3):
         raise ValueError(f"test_crops must be 1 or 3, got {cfg.test_crops}")
 

@@ -101,7 +101,8 @@ def run_average(args) -> int:
     from .averaging import average_folders, average_run
 
     paths = [Path(p) for p in args.paths]
-    if len(paths) == 1 and (paths[0] / "epochs").is_dir():
+    is_run = any((paths[0] / name).exists() for name in ("epochs", "config.yaml", "checkpoints"))
+    if len(paths) == 1 and is_run:
         folder = average_run(paths[0], args.from_epoch, args.to_epoch, args.output)
     else:
         if not args.output:
@@ -179,7 +180,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "average", help="uniform weight average of epoch checkpoints",
         description="`froster average RUN_DIR` averages RUN_DIR/epochs/epoch_NNN for NNN >= "
-                    "--from-epoch into RUN_DIR/average; or give checkpoint folders and --output.")
+                    "--from-epoch into RUN_DIR/average; or give checkpoint folders and --output. "
+                    "Training already writes RUN_DIR/average from a running sum; this command "
+                    "is for other ranges of a run that kept its exports (keep_epochs=all).")
     p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_CHECKPOINTS")
     p.add_argument("--from-epoch", type=int, default=2, help="first epoch averaged (default 2)")
     p.add_argument("--to-epoch", type=int, default=None, help="last epoch averaged (default: last)")

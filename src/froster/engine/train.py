@@ -17,13 +17,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import StudentSpec, build_student, export_student
+from ..checkpoint import StudentSpec, build_student, export_student, student_config, write_checkpoint
 from ..clip import preprocess_config
 from ..config import Config, save_config
 from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations, set_epoch
 from ..distill import Froster
 from . import checkpoints as ckpt
-from .averaging import average_run
+from .averaging import WeightSum, run_epochs, sum_folders
 from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
 from .evaluate import evaluate, eval_dataset, write_report
 from .inputs import class_bank, list_file, require_data_root
@@ -113,11 +113,23 @@ class Trainer:
         self.template_rng = random.Random(cfg.seed)
         self.epoch = 0  # epochs finished
         self.step = 0   # optimiser steps taken
+        # the running sum of the averaged epochs' weights; rank 0 only (DDP keeps them equal)
+        self.average = WeightSum() if self.averaging and info.is_main else None
         self.logger = RunLogger(self.output_dir, enabled=info.is_main)
 
     @property
     def student(self):
         return self.model.student
+
+    @property
+    def averaging(self) -> bool:
+        return 0 < self.cfg.average_from_epoch <= self.cfg.epochs
+
+    def kept_exports(self) -> int | None:
+        """Per-epoch exports to keep (None: all); without an average, the last epoch's
+        export is the run's result and is always kept."""
+        keep = self.cfg.kept_epochs()
+        return keep if keep is None or self.averaging else max(keep, 1)
 
     # -- state ---------------------------------------------------------------------
     def resume(self, path: Path) -> None:
@@ -127,6 +139,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         ckpt.restore_rng(state["rng"], self.template_rng)
         self.epoch, self.step = state["epoch"], state["step"]
+        if self.average is not None:
+            self.average = self._resumed_average(path, state.get("average"))
         if self.info.is_main:
             print(f"resumed from {path} after epoch {self.epoch} (step {self.step})")
             changed = {k: (v, getattr(self.cfg, k)) for k, v in state["config"].items()
@@ -135,17 +149,53 @@ class Trainer:
                 print("warning: config differs from the checkpoint's: " + ", ".join(
                     f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
 
+    def _resumed_average(self, path: Path, saved: dict | None) -> WeightSum:
+        """The running sum saved in `path`; for a checkpoint written before there was one,
+        the sum of the run's epoch exports."""
+        expected = list(range(self.cfg.average_from_epoch, self.epoch + 1))
+        if saved is not None:
+            average = WeightSum.from_state_dict(saved)
+        elif not expected:
+            average = WeightSum()
+        else:
+            folders = run_epochs(self.output_dir, expected[0], expected[-1])
+            average, _ = sum_folders(folders.values(), list(folders))
+        if average.tags != expected:
+            raise ValueError(f"{path} holds the weight sum of epochs {average.tags or 'none'}, but "
+                             f"average_from_epoch={self.cfg.average_from_epoch} after "
+                             f"{self.epoch} epochs asks for {expected or 'none'}; resume with the "
+                             "average_from_epoch the run started with")
+        return average
+
+    def accumulate_average(self) -> None:
+        """Add the student's weights to the running sum if this epoch is averaged (rank 0)."""
+        if self.average is not None and self.epoch >= self.cfg.average_from_epoch:
+            self.average.add(self.student.clip.state_dict(), self.epoch)
+
     def save(self) -> None:
-        """Export the student of this epoch and the full training state (rank 0)."""
+        """Add this epoch to the running average, export the student if epochs are kept,
+        and write the full training state (rank 0)."""
         if self.info.is_main:
-            extra = {"epoch": self.epoch, "step": self.step, "config": self.cfg.to_dict()}
-            export_student(self.student, student_spec(self.cfg),
-                           ckpt.epoch_folder(self.output_dir, self.epoch), extra)
+            self.accumulate_average()
+            keep = self.kept_exports()
+            if keep != 0:
+                extra = {"epoch": self.epoch, "step": self.step, "config": self.cfg.to_dict()}
+                export_student(self.student, student_spec(self.cfg),
+                               ckpt.epoch_folder(self.output_dir, self.epoch), extra)
+            ckpt.prune_epoch_folders(self.output_dir / "epochs", keep, self.epoch)
             ckpt.save_training_state(
                 self.output_dir / ckpt.LAST, model=self.model, optimizer=self.optimizer,
                 scaler=self.scaler, epoch=self.epoch, step=self.step,
-                template_rng=self.template_rng, config=self.cfg.to_dict())
+                template_rng=self.template_rng, config=self.cfg.to_dict(),
+                average=self.average.state_dict() if self.average is not None else None)
         barrier()
+
+    def write_average(self) -> Path:
+        """The running average as a checkpoint folder, `<output_dir>/average` (rank 0)."""
+        extra = {"epochs": list(self.average.tags), "step": self.step,
+                 "config": self.cfg.to_dict()}
+        return write_checkpoint(self.output_dir / "average", self.average.mean(),
+                                student_config(self.student, student_spec(self.cfg), extra))
 
     # -- one step ------------------------------------------------------------------
     def train_step(self, micro_batches: list[dict]) -> dict[str, float]:
@@ -256,9 +306,13 @@ class Trainer:
             self.save()
             if cfg.val_list and cfg.eval_every and self.epoch % cfg.eval_every == 0:
                 result["eval"] = self.evaluate(self.student, f"epoch_{self.epoch:03d}").summary()
-        if cfg.average_from_epoch and cfg.epochs >= cfg.average_from_epoch:
+                if self.info.is_main:  # as many reports as exports, at least the latest
+                    keep = self.kept_exports()
+                    ckpt.prune_epoch_folders(self.output_dir / "eval",
+                                             None if keep is None else max(keep, 1), self.epoch)
+        if self.averaging:
             if self.info.is_main:
-                folder = average_run(self.output_dir, cfg.average_from_epoch)
+                folder = self.write_average()
                 print(f"averaged epochs {cfg.average_from_epoch}..{cfg.epochs} into {folder}")
             barrier()
             result["average"] = str(self.output_dir / "average")
