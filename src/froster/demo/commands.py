@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .world import SIGNATURE_PROB
+from .defaults import DEMO_EPOCHS, SIGNATURE_PROB
 
 
 def register(subparsers) -> None:
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
                              "near chance")
     parser.add_argument("--epochs", type=_positive, default=None, metavar="N",
                         help="training epochs of the fine-tuning and FROSTER rows (default: "
-                             "8; 1 with --quick); 20 shows plain fine-tuning "
+                             f"{DEMO_EPOCHS}; 1 with --quick); 20 shows plain fine-tuning "
                              "forgetting the novel classes while FROSTER keeps them (about "
                              "2.5 times the training time)")
     parser.set_defaults(run=_run)

@@ -28,6 +28,7 @@ from pathlib import Path
 from ..config import Config, validate
 from ..protocols import harmonic_mean, run_b2n
 from .benchmark import BenchmarkSpec, write_benchmark
+from .defaults import DEMO_EPOCHS
 from .pretrain import PretrainConfig, pretrain
 from .world import BASE_ACTIONS, SIGNATURE_PROB
 
@@ -40,9 +41,6 @@ ROWS = (
     ("froster", "FROSTER", {"distill": True}),
 )
 CHART_SIZE = (800, 500)
-
-
-DEMO_EPOCHS = 8
 
 
 def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SIGNATURE_PROB,
