@@ -15,6 +15,8 @@
 
 Writes `results.json`, `results.md` and `results.png` (a grouped bar chart) to `out_dir`.
 Prompts are the engine's default: the reference's 28 templates plus the bare description.
+The runs keep no per-epoch exports, and once a row is done its training states go, and
+its students unless it is FROSTER's (`footprint`); `keep_runs` keeps everything.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..config import Config, validate
 from ..protocols import harmonic_mean, run_b2n
 from .benchmark import BenchmarkSpec, write_benchmark
 from .defaults import DEMO_EPOCHS
+from .footprint import KEPT_STUDENTS, describe, folder_bytes, tidy_row
 from .pretrain import PretrainConfig, pretrain
 from .world import BASE_ACTIONS, SIGNATURE_PROB
 
@@ -70,13 +73,16 @@ def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SI
 
 
 def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
-             signature_prob: float = SIGNATURE_PROB, epochs: int | None = None, log=print) -> dict:
+             signature_prob: float = SIGNATURE_PROB, epochs: int | None = None,
+             keep_runs: bool = False, log=print) -> dict:
     from ..engine.distributed import DistInfo
     import torch
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec, pre_cfg, cfg = demo_settings(quick, seed, signature_prob, epochs)
+    if keep_runs:
+        cfg = replace(cfg, keep_epochs="all")
     info = DistInfo()
     timings = {}
     start = time.perf_counter()
@@ -106,6 +112,8 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
         result = run_b2n(row_cfg, files.root / "splits", str(files.videos), out / key, info,
                          zero_shot=row_cfg.zero_shot, dataset="froster-demo")
         mean, std, splits = result["mean"], result["std"], result["rows"]
+        if not keep_runs:
+            tidy_row(out / key, keep_students=key == KEPT_STUDENTS)
         timings[key] = time.perf_counter() - t
         rows.append({"key": key, "method": label, "base": mean["base"], "novel": mean["novel"],
                      "hm": harmonic_mean(mean["base"], mean["novel"]),
@@ -114,7 +122,7 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
     timings["total"] = time.perf_counter() - start
 
     result = {"quick": quick, "seed": seed, "signature_prob": signature_prob, "rows": rows,
-              "timings": timings,
+              "timings": timings, "kept_runs": keep_runs,
               "settings": {"benchmark": asdict(spec), "pretrain": asdict(pre_cfg),
                            "pretrain_final_loss": pre.losses[-1] if pre.losses else None,
                            "engine": {k: v for k, v in cfg.to_dict().items()},
@@ -135,6 +143,9 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
     log(table)
     log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); "
         f"results in {out}")
+    log(f"[demo] left {describe(out)}" + ("" if keep_runs else
+        "; training states and the other rows' students were removed (--keep-runs keeps them)"))
+    result["disk_bytes"] = folder_bytes(out)
     return result
 
 
