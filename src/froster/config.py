@@ -58,6 +58,7 @@ class Config:
     min_lr: float = 3.33e-8
     cosine_after_warmup: bool = True       # as FROSTER's configs (COSINE_AFTER_WARMUP: True)
     weight_decay: float = 0.01
+    logit_scale_decay: bool = True         # the reference decays the 0-D logit_scale too; false exempts it
     clip_grad: float = 1.0                 # 0: no clipping
     precision: str = "auto"                # auto: fp16 on CUDA (as the reference), fp32 on CPU
     grad_checkpointing: bool = False

@@ -37,15 +37,29 @@ def student_spec(cfg: Config) -> StudentSpec:
                        temporal=cfg.temporal, neighbor_padding=cfg.neighbor_padding)
 
 
-def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only; none on 1-D/0-D parameters (biases, norms, logit_scale,
-    class embedding), as the reference."""
-    decay, no_decay = [], []
-    for p in module.parameters():
+def decays(name: str, param: torch.nn.Parameter, logit_scale_decay: bool = True) -> bool:
+    """The reference's rule (PySlowFast's optimizer with ZERO_WD_1D_PARAM, as FROSTER's configs
+    set it): no weight decay on parameters that are 1-D or whose name ends in ``.bias``; every
+    other one is decayed, the 0-D ``logit_scale`` included (a reference quirk). With
+    `logit_scale_decay` off, 0-D parameters (logit_scale, and logit_bias where a model has
+    one) are exempt as well."""
+    if param.ndim == 1 or name.endswith(".bias"):
+        return False
+    return logit_scale_decay or param.ndim != 0
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float,
+                 logit_scale_decay: bool = True) -> list[dict]:
+    """AdamW groups (decayed, not decayed) of the trainable parameters; each group's
+    ``names`` lists its parameters' names."""
+    groups = ({"params": [], "names": [], "weight_decay": weight_decay},
+              {"params": [], "names": [], "weight_decay": 0.0})
+    for name, p in module.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+            group = groups[0] if decays(name, p, logit_scale_decay) else groups[1]
+            group["params"].append(p)
+            group["names"].append(name)
+    return list(groups)
 
 
 TEACHER_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -105,7 +119,8 @@ class Trainer:
 
         self.dtype = autocast_dtype(cfg.precision, self.device)
         self.scaler = grad_scaler(self.device, self.dtype)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_decay), lr=cfg.lr)
         self.ddp = None
         if info.distributed:
             self.ddp = DistributedDataParallel(
@@ -123,7 +138,12 @@ class Trainer:
     def resume(self, path: Path) -> None:
         state = ckpt.load_training_state(path)
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as err:  # the parameter groups changed (e.g. logit_scale_decay)
+            raise ValueError(f"{path}: its optimiser state does not fit this config's parameter "
+                             f"groups ({err}); resume with the weight-decay settings it was "
+                             f"trained with (weight_decay, logit_scale_decay)") from None
         self.scaler.load_state_dict(state["scaler"])
         ckpt.restore_rng(state["rng"], self.template_rng)
         self.epoch, self.step = state["epoch"], state["step"]
