@@ -205,6 +205,7 @@ def test_mixed_precision_on_cpu(data, tmp_path, capsys):
     cfg = tiny_config(data, tmp_path, epochs=1, average_from_epoch=0, precision="bf16", eval_every=1)
     trainer = Trainer(cfg, DistInfo())
     assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    assert trainer.eval_dtype is None  # evaluation during training: fp32, as the reference tests
     result = trainer.run()
     assert result["eval"]["evaluated"] == 9
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights

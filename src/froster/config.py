@@ -33,6 +33,7 @@ class Config:
     distill_weight: float = 2.0
     alpha: float = 0.1
     templates: str = ""                    # "": the reference's 28 templates + bare; else a file, one template per line
+    clean_prompts: bool = False            # true: no " " + name after a templated prompt for a plain class name (the reference appends it)
     zero_shot: bool = False                # frozen CLIP baseline: no training, evaluation only
     shard_text: bool = False               # under DDP each rank encodes a share of the classes
     # data
@@ -61,6 +62,7 @@ class Config:
     logit_scale_decay: bool = True         # the reference decays the 0-D logit_scale too; false exempts it
     clip_grad: float = 1.0                 # 0: no clipping
     precision: str = "auto"                # auto: fp16 on CUDA (as the reference), fp32 on CPU
+    eval_precision: str = "fp32"           # testing (eval, benchmark, evaluation in training): fp32 as the reference; bf16 | fp16 for speed
     grad_checkpointing: bool = False
     teacher_precision: str = "fp32"        # fp32 | bf16 | fp16: run the frozen teacher in reduced precision
     compile: bool = False                  # torch.compile both towers (falls back to eager if it fails)
@@ -190,6 +192,7 @@ def validate(cfg: Config) -> None:
 
     choice("precision", PRECISIONS)
     choice("teacher_precision", ("fp32", "bf16", "fp16"))
+    choice("eval_precision", ("fp32", "bf16", "fp16"))
     choice("temporal", ("neighbor", "mean"))
     choice("neighbor_padding", ("zeros", "masked"))
     for key in ("num_frames", "sampling_rate", "test_views", "batch_size", "grad_accum",

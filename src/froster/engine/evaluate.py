@@ -35,12 +35,15 @@ def class_embeddings(student: VideoCLIP, bank: PromptBank, device: torch.device,
     return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
 
 
-def video_logits(student: VideoCLIP, video: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+def video_logits(student: VideoCLIP, video: torch.Tensor, classifier: torch.Tensor,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
     """Normalised (B, V, T, 3, H, W) test views -> (B, C): each view's logits (per-frame
-    logits averaged over time) summed over the V views."""
+    logits averaged over time) summed over the V views. The visual tower runs in `dtype`
+    (None: fp32); the logits are computed in fp32."""
     batch, views = video.shape[:2]
-    frames = student.encode_frames(video.flatten(0, 1)).float()
-    return student.logits(frames, classifier).view(batch, views, -1).sum(dim=1)
+    with autocast(video.device, dtype):
+        frames = student.encode_frames(video.flatten(0, 1))
+    return student.logits(frames.float(), classifier.float()).view(batch, views, -1).sum(dim=1)
 
 
 def eval_dataset(cfg, list_file: str, num_classes: int, size: int) -> VideoDataset:
@@ -71,8 +74,7 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
         if batch["video"].shape[0] == 0:
             continue
         video = batch["video"].to(device, non_blocking=True)   # (B, V, T, 3, H, W) uint8
-        with autocast(device, dtype):
-            summed = video_logits(student, normalize(video, prep["mean"], prep["std"]), classifier)
+        summed = video_logits(student, normalize(video, prep["mean"], prep["std"]), classifier, dtype)
         logits.append(summed.float().cpu())
         indices.append(batch["index"])
     student.train(was_training)
@@ -121,14 +123,14 @@ def evaluate_checkpoint(student: VideoCLIP, tokenizer, cfg, list_path: str, clas
     """Evaluate a loaded student on one video list and class file, as `cfg` says (views,
     frames, data root, precision); write the report to `output` (rank 0)."""
     from .inputs import class_bank, list_file, require_data_root
-    from .precision import autocast_dtype
+    from .precision import eval_autocast_dtype
 
-    bank = class_bank(class_file, "eval_class_file", tokenizer, cfg.templates)
+    bank = class_bank(class_file, "eval_class_file", tokenizer, cfg.templates, cfg.clean_prompts)
     path = list_file(list_path, "val_list")
     require_data_root(cfg.data_root, list_path)
     dataset = eval_dataset(cfg, str(path), len(bank), preprocess_config(student.clip)["size"])
     metrics = evaluate(student, dataset, bank, info, cfg.eval_batch_size, cfg.num_workers,
-                       autocast_dtype(cfg.precision, info.device), cfg.progress, desc)
+                       eval_autocast_dtype(cfg.eval_precision, info.device), cfg.progress, desc)
     if output is not None and info.is_main:
         write_report(metrics, output, bank.names,
                      {"list": str(path), "class_file": class_file} | (extra or {}))

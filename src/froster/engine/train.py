@@ -28,7 +28,7 @@ from .distributed import DistInfo, barrier, gather_objects, main_first, mean_ove
 from .evaluate import evaluate, eval_dataset, write_report
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
-from .precision import autocast, autocast_dtype, grad_scaler
+from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
 from .schedule import learning_rate, set_lr
 
 
@@ -84,9 +84,10 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
         with main_first(info):  # one download of pretrained weights, not one per rank
             student, self.tokenizer = build_student(student_spec(cfg))
-        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates)
+        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates,
+                               cfg.clean_prompts)
         self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer,
-                                    cfg.templates) \
+                                    cfg.templates, cfg.clean_prompts) \
             if cfg.eval_class_file else self.bank
         self.model = Froster(student, distill=cfg.distill, distill_weight=cfg.distill_weight,
                              alpha=cfg.alpha)
@@ -118,6 +119,7 @@ class Trainer:
         self.warmup_steps = cfg.warmup_epochs * self.steps_per_epoch
 
         self.dtype = autocast_dtype(cfg.precision, self.device)
+        self.eval_dtype = eval_autocast_dtype(cfg.eval_precision, self.device)
         self.scaler = grad_scaler(self.device, self.dtype)
         self.optimizer = torch.optim.AdamW(
             param_groups(self.model, cfg.weight_decay, cfg.logit_scale_decay), lr=cfg.lr)
@@ -255,7 +257,7 @@ class Trainer:
                                len(self.eval_bank), self.size)
         metrics = evaluate(student, dataset, self.eval_bank, self.info,
                            batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
-                           dtype=self.dtype, progress=cfg.progress, desc=f"eval {name}")
+                           dtype=self.eval_dtype, progress=cfg.progress, desc=f"eval {name}")
         if self.info.is_main:
             write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names)
             self.logger.log("eval", self.step, name=name, **metrics.summary())
@@ -307,12 +309,13 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
     result["checkpoint"] = str(output_dir / "zero_shot")
     if cfg.val_list:
         bank = class_bank(cfg.eval_class_file or cfg.class_file, "eval_class_file", tokenizer,
-                          cfg.templates)
+                          cfg.templates, cfg.clean_prompts)
         require_data_root(cfg.data_root, cfg.val_list)
         size = preprocess_config(student.clip)["size"]
         dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")), len(bank), size)
         metrics = evaluate(student, dataset, bank, info, cfg.eval_batch_size, cfg.num_workers,
-                           autocast_dtype(cfg.precision, info.device), cfg.progress, "zero-shot")
+                           eval_autocast_dtype(cfg.eval_precision, info.device), cfg.progress,
+                           "zero-shot")
         if info.is_main:
             write_report(metrics, output_dir / "eval" / "zero_shot", bank.names)
             print(f"zero-shot: {metrics.describe()}")

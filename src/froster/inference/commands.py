@@ -25,6 +25,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--temporal", choices=("neighbor", "mean"), default="neighbor",
                        help="temporal attention of --model (default: neighbor, as FROSTER)")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="the towers' precision: fp32 as the reference tests; bf16 or fp16 "
+                            "(CUDA only) are faster and differ slightly (docs/fidelity.md)")
+    group.add_argument("--clean-prompts", action=argparse.BooleanOptionalAction, default=None,
+                       help="plain labels get clean prompts ('a photo of a person juggling.') "
+                            "instead of the reference's ('... juggling. juggling'); None: as "
+                            "the checkpoint was trained, else the reference's")
     views = parser.add_argument_group("views and throughput")
     views.add_argument("--views", type=int, default=3, help="temporal views per video (default 3)")
     views.add_argument("--frames", type=int, default=8, help="frames per view (default 8)")
@@ -50,7 +57,8 @@ def _load(args):
     options = dict(device=args.device, num_views=args.views, num_frames=args.frames,
                    sampling_rate=args.sampling_rate, cache_dir=args.cache_dir,
                    use_cache=not args.no_cache, batch_size=args.batch_size,
-                   num_workers=args.workers)
+                   num_workers=args.workers, precision=args.precision,
+                   clean_prompts=args.clean_prompts)
     if args.templates:
         for template in args.templates:
             if template.count("{}") != 1:
