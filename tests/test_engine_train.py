@@ -228,6 +228,9 @@ def test_bad_training_videos_are_skipped_and_reported(data, tmp_path, capsys):
     records = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     [epoch] = [r for r in records if r["kind"] == "epoch"]
     assert epoch["failed_videos"] == 1 and epoch["steps_per_second"] > 0
+    record = json.loads((tmp_path / "run/record.json").read_text())
+    assert record["videos"]["train"] == 12 and record["videos"]["train_failed"] == 1
+    assert "broken.mp4" in (tmp_path / "run" / record["videos"]["failed_file"]).read_text()
 
 
 def test_teacher_precision_option(data, tmp_path):

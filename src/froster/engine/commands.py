@@ -1,5 +1,5 @@
-"""`froster train | eval | average | export | benchmark` (run under `torchrun` for several
-processes; only rank 0 writes)."""
+"""`froster train | eval | average | export | benchmark | diff` (run under `torchrun` for
+several processes; only rank 0 writes)."""
 
 from __future__ import annotations
 
@@ -85,14 +85,18 @@ def run_eval(args) -> int:
                                  else Path(cfg.output_dir) / "eval" / "zero_shot")
         metrics = evaluate_checkpoint(student, tokenizer, cfg, cfg.val_list,
                                       cfg.eval_class_file or cfg.class_file, info, output,
-                                      extra={"checkpoint": args.checkpoint})
+                                      extra={"checkpoint": args.checkpoint},
+                                      checkpoint=args.checkpoint)
     finally:
         cleanup()
     if info.is_main:
+        from .record import load_record, summary_line
+
         print(metrics.describe())
         for line in metrics.failed:
             print(f"failed: {line}", file=sys.stderr)
-        print(f"report: {output}/metrics.json, {output}/confusion.csv")
+        print(summary_line(load_record(Path(output) / "metrics.json")))
+        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv")
     return 0
 
 
@@ -157,6 +161,16 @@ def run_benchmark(args) -> int:
     return 0
 
 
+def run_diff(args) -> int:
+    """Not guarded: its errors are FileNotFoundError/ValueError, which `froster.cli.main`
+    prints as one line with exit status 2, and it never needs torch."""
+    from .record import diff_records, format_diff, load_record
+
+    rows = diff_records(load_record(args.run_a), load_record(args.run_b))
+    print(format_diff(rows, args.run_a, args.run_b))
+    return 1 if rows else 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a student (FROSTER, fine-tuning or zero-shot) from a config",
@@ -193,6 +207,18 @@ def register(subparsers) -> None:
     p.add_argument("training_checkpoint", metavar="LAST_PT_OR_RUN_DIR")
     p.add_argument("output", metavar="OUTPUT_DIR")
     p.set_defaults(run=run_export)
+
+    p = subparsers.add_parser(
+        "diff", help="what differs between two runs' reproduction records",
+        description="List every field that differs between the reproduction records of two "
+                    "runs (versions, devices, seeds, precision, sampling, views, file hashes, "
+                    "videos evaluated/failed, config). Each of RUN_A, RUN_B is a run folder "
+                    "(record.json), a benchmark's results.json or an eval's metrics.json (or "
+                    "the folder holding it). Exit status: 0 the records match, 1 they differ, "
+                    "2 a path has no record.")
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.set_defaults(run=run_diff)
 
     p = subparsers.add_parser("benchmark", help="the paper's protocols: b2n, cross")
     sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)

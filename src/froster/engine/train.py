@@ -25,10 +25,11 @@ from ..distill import Froster
 from . import checkpoints as ckpt
 from .averaging import average_run
 from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
-from .evaluate import evaluate, eval_dataset, write_report
+from .evaluate import eval_dataset, eval_files, evaluate, write_report
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
 from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
+from .record import FAILED_FILE, RECORD_FILE, build_record, write_record
 from .schedule import learning_rate, set_lr
 
 
@@ -128,6 +129,7 @@ class Trainer:
             self.ddp = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.template_rng = random.Random(cfg.seed)
+        self.train_failures: dict[str, None] = {}  # messages of training videos that failed
         self.epoch = 0  # epochs finished
         self.step = 0   # optimiser steps taken
         self.logger = RunLogger(self.output_dir, enabled=info.is_main)
@@ -247,19 +249,48 @@ class Trainer:
                   "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)")
             if failed:
                 print(log.report())
+            self.train_failures.update(dict.fromkeys(f.message for f in log.failures))
         return means
 
-    # -- evaluation ----------------------------------------------------------------
-    def evaluate(self, student, name: str):
-        """Evaluate `student` on val_list; write eval/<name>/ and log (rank 0)."""
+    # -- the reproduction record ------------------------------------------------------
+    def write_run_record(self) -> None:
+        """record.json of the run (rank 0), with the training videos that failed so far
+        (their messages in failed_videos.txt)."""
         cfg = self.cfg
-        dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")),
-                               len(self.eval_bank), self.size)
+        files = {"train_list": cfg.train_list, "class_file": cfg.class_file,
+                 "val_list": cfg.val_list, "eval_class_file": cfg.eval_class_file,
+                 "templates": cfg.templates}
+        failures = list(self.train_failures)
+        path = self.output_dir / FAILED_FILE
+        if failures:
+            path.write_text("".join(f"{m}\n" for m in failures), encoding="utf-8")
+        else:
+            path.unlink(missing_ok=True)
+        videos = {"train": len(self.dataset), "train_failed": len(failures),
+                  "failed_file": FAILED_FILE if failures else None, "epochs_done": self.epoch}
+        write_record(build_record(cfg, self.info, files, videos, training=True), self.output_dir)
+
+    def read_failures(self) -> None:
+        """On resume: the training failures of the epochs run before."""
+        path = self.output_dir / FAILED_FILE
+        if (self.output_dir / RECORD_FILE).is_file() and path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            self.train_failures.update(dict.fromkeys(line for line in lines if line))
+
+    # -- evaluation ----------------------------------------------------------------
+    def evaluate(self, student, name: str, checkpoint: Path | None = None):
+        """Evaluate `student` (exported in `checkpoint`) on val_list; write eval/<name>/ and
+        log (rank 0)."""
+        cfg = self.cfg
+        val_list = list_file(cfg.val_list, "val_list")
+        dataset = eval_dataset(cfg, str(val_list), len(self.eval_bank), self.size)
         metrics = evaluate(student, dataset, self.eval_bank, self.info,
                            batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
                            dtype=self.eval_dtype, progress=cfg.progress, desc=f"eval {name}")
         if self.info.is_main:
-            write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names)
+            files = eval_files(cfg, val_list, cfg.eval_class_file or cfg.class_file, checkpoint)
+            write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names,
+                         record=build_record(cfg, self.info, files))
             self.logger.log("eval", self.step, name=name, **metrics.summary())
             print(f"eval {name}: {metrics.describe()}")
         return metrics
@@ -270,14 +301,22 @@ class Trainer:
         if self.info.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.output_dir / "config.yaml")
+            if self.epoch:
+                self.read_failures()
+            self.write_run_record()
             self.logger.log("start", self.step, config=cfg.to_dict(),
                             world_size=self.info.world_size, steps_per_epoch=self.steps_per_epoch)
-        result = {"output_dir": str(self.output_dir)}
+        result = {"output_dir": str(self.output_dir),
+                  "record": str(self.output_dir / RECORD_FILE)}
         while self.epoch < cfg.epochs:
             result["train"] = self.train_epoch()
             self.save()
+            if self.info.is_main:
+                self.write_run_record()
             if cfg.val_list and cfg.eval_every and self.epoch % cfg.eval_every == 0:
-                result["eval"] = self.evaluate(self.student, f"epoch_{self.epoch:03d}").summary()
+                result["eval"] = self.evaluate(
+                    self.student, f"epoch_{self.epoch:03d}",
+                    ckpt.epoch_folder(self.output_dir, self.epoch)).summary()
         if cfg.average_from_epoch and cfg.epochs >= cfg.average_from_epoch:
             if self.info.is_main:
                 folder = average_run(self.output_dir, cfg.average_from_epoch)
@@ -287,7 +326,8 @@ class Trainer:
             if cfg.val_list:
                 from ..checkpoint import load_student
                 averaged, _, _ = load_student(self.output_dir / "average", device=self.device)
-                result["eval_average"] = self.evaluate(averaged, "average").summary()
+                result["eval_average"] = self.evaluate(averaged, "average",
+                                                       self.output_dir / "average").summary()
         self.logger.log("end", self.step, **{k: v for k, v in result.items() if k != "train"})
         self.logger.close()
         return result
@@ -300,10 +340,13 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
     with main_first(info):
         student, tokenizer = build_student(student_spec(cfg))
     student.to(info.device).eval()
-    result = {"output_dir": str(output_dir)}
+    result = {"output_dir": str(output_dir), "record": str(output_dir / RECORD_FILE)}
+    files = {"val_list": cfg.val_list, "eval_class_file": cfg.eval_class_file or cfg.class_file,
+             "templates": cfg.templates}
     if info.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output_dir / "config.yaml")
+        write_record(build_record(cfg, info, files), output_dir)
         export_student(student, student_spec(cfg), output_dir / "zero_shot",
                        {"config": cfg.to_dict(), "zero_shot": True})
     result["checkpoint"] = str(output_dir / "zero_shot")
@@ -317,7 +360,11 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
                            eval_autocast_dtype(cfg.eval_precision, info.device), cfg.progress,
                            "zero-shot")
         if info.is_main:
-            write_report(metrics, output_dir / "eval" / "zero_shot", bank.names)
+            record = build_record(cfg, info, files)
+            write_report(metrics, output_dir / "eval" / "zero_shot", bank.names, record=record)
+            write_record(record | {"videos": {"evaluated": metrics.evaluated,
+                                              "total": metrics.total,
+                                              "failed": len(metrics.failed)}}, output_dir)
             print(f"zero-shot: {metrics.describe()}")
         result["eval"] = metrics.summary()
     return result
