@@ -69,8 +69,7 @@ def test_training_run_writes_its_record(run):
     assert r["seed"] == 0 and r["precision"] == {"train": "auto (fp32)", "eval": "fp32",
                                                  "teacher": "fp32"}
     assert r["frames"] == "2x4" and r["views"] == "2x1" and r["target_fps"] == 30.0
-    assert r["sampling"] == record["config"].get("sampling", "uniform")
-    assert r["apply_rotation"] == record["config"].get("apply_rotation", True)
+    assert r["sampling"] == "reference" and r["apply_rotation"] is False  # the defaults
     assert record["files"]["train_list"] == {"path": data["train_list"],
                                              "sha256": sha256(data["train_list"])}
     assert record["files"]["class_file"]["sha256"] == sha256(data["class_file"])
@@ -81,7 +80,7 @@ def test_training_run_writes_its_record(run):
     for name, checkpoint in (("epoch_002", "epochs/epoch_002"), ("average", "average")):
         report = json.loads((folder / "eval" / name / "metrics.json").read_text())
         assert report["record"]["videos"] == {"evaluated": 6, "total": 6, "failed": 0,
-                                              "failed_file": None}
+                                              "failed_file": None, "fallback": 0}
         assert report["record"]["files"]["checkpoint_config"]["sha256"] == \
             sha256(folder / checkpoint / "config.json")
         assert "## Reproduction record" in (folder / "eval" / name / "report.md").read_text()
@@ -100,12 +99,13 @@ def test_eval_reports_the_record_and_prints_a_summary(run, tmp_path, capsys):
     [line] = [x for x in out.splitlines() if x.startswith("record: ")]
     assert f"froster {froster.__version__}" in line and f"torch {torch.__version__}" in line
     assert "cpu x1" in line and "seed 0" in line and "eval fp32" in line
+    assert "sampling reference" in line
     assert "frames x rate 2x4" in line and "views x crops 2x1" in line
     assert f"val.csv {sha256(val)[:8]}" in line
     assert "6/7 videos (1 failed: failed_videos.txt)" in line
     report = json.loads((tmp_path / "eval/metrics.json").read_text())
     assert report["record"]["videos"] == {"evaluated": 6, "total": 7, "failed": 1,
-                                          "failed_file": "failed_videos.txt"}
+                                          "failed_file": "failed_videos.txt", "fallback": 0}
     assert "broken.mp4" in (tmp_path / "eval/failed_videos.txt").read_text()
     assert report["record"]["files"]["val_list"]["sha256"] == sha256(val)
     markdown = (tmp_path / "eval/report.md").read_text()

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from froster.checkpoint import StudentSpec, build_student, export_student
-from froster.data import VideoDataset, decode_frames, normalize, read_video_info, test_view_indices
+from froster.data import ClipSpec, VideoDataset, normalize, open_video
+from froster.data.sampling import reference
 from froster.data.annotations import VideoItem
 from froster.data.decode import VideoDecodeError
 from froster.inference.api import Recognizer, find_videos
@@ -42,6 +43,13 @@ def recognizer(checkpoint, tmp_path):
 @pytest.fixture
 def videos(shared_dir):
     return shared_dir / "videos"
+
+
+def view_frames(path):
+    """A file's 3 test views as the reference sampler decodes them, uint8 (3, 8, H, W, 3)."""
+    with open_video(path) as video:
+        frames = reference.test_views(video, ClipSpec()).frames
+    return frames.view(3, 8, *frames.shape[1:])
 
 
 def direct_logits(recognizer, path, labels):
@@ -112,9 +120,7 @@ def test_classify_ranks_labels_with_probabilities_summing_to_one(recognizer, vid
 
 def test_frame_tensor_input_matches_the_file(recognizer, videos):
     path = videos / "making_a_cake.mp4"  # portrait: resize + centre crop on the long side
-    info = read_video_info(path)
-    views = test_view_indices(info.num_frames, info.fps, 8, 16, 30, 3)
-    frames = torch.stack([decode_frames(path, v) for v in views])  # (3, 8, H, W, 3) uint8
+    frames = view_frames(path)  # (3, 8, H, W, 3) uint8
     assert torch.allclose(recognizer.logits(frames, LABELS), recognizer.logits(path, LABELS), atol=1e-5)
     one_view = recognizer.logits(frames[1], LABELS)  # a single clip (T, H, W, 3) works too
     assert one_view.shape == (len(LABELS),)
@@ -190,9 +196,7 @@ def test_embed_videos_and_texts(recognizer, videos):
         direct = recognizer.model.encode_text(recognizer.tokenizer(["a person doing yoga"]))
     assert torch.allclose(texts[0], direct[0], atol=1e-5)
     # a frame tensor gives the same embedding as its file
-    info = read_video_info(paths[0])
-    frames = torch.stack([decode_frames(paths[0], v) for v in
-                          test_view_indices(info.num_frames, info.fps, 8, 16, 30, 3)])
+    frames = view_frames(paths[0])
     mixed = recognizer.embed_videos([frames, paths[1]])
     assert torch.allclose(mixed, embeddings[:2], atol=1e-5)
 

@@ -73,7 +73,8 @@ def test_b2n_trains_each_split_and_reports_base_novel_hm(b2n_layout, tmp_path, c
     for name in ("train_1.csv", "train_2.csv", "val.csv", "test.csv", "train_rephrased.json",
                  "test_rephrased.json"):
         assert record["files"][name]["sha256"] == hashlib.sha256((split / name).read_bytes()).hexdigest()
-    assert record["videos"] == {"evaluated": 32, "total": 32, "failed": 0, "failed_file": None}
+    assert record["videos"] == {"evaluated": 32, "total": 32, "failed": 0, "failed_file": None,
+                                "fallback": 0}
     assert record["run"]["precision"]["train"] == "auto (fp32)"
     assert "## Reproduction record" in markdown and "| files.val.csv.sha256 |" in markdown
 

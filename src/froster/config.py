@@ -47,6 +47,8 @@ class Config:
     target_fps: float = 30.0
     test_views: int = 3
     test_crops: int = 1
+    sampling: str = "reference"            # reference (the reference decoder's frames) | uniform (even over the whole clip)
+    apply_rotation: bool = False           # rotate frames by the display-rotation metadata (the reference ignores it)
     num_workers: int = 4
     flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
     # optimisation
@@ -195,6 +197,7 @@ def validate(cfg: Config) -> None:
     choice("eval_precision", ("fp32", "bf16", "fp16"))
     choice("temporal", ("neighbor", "mean"))
     choice("neighbor_padding", ("zeros", "masked"))
+    choice("sampling", ("reference", "uniform"))
     for key in ("num_frames", "sampling_rate", "test_views", "batch_size", "grad_accum",
                 "eval_batch_size", "log_every"):
         if getattr(cfg, key) < 1:

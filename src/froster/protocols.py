@@ -175,11 +175,13 @@ class VideoCount:
     def __init__(self):
         self.evaluated = self.total = 0
         self.failed: list[str] = []
+        self.fallback: list[str] = []
 
     def add(self, name: str, metrics) -> None:
         self.evaluated += metrics.evaluated
         self.total += metrics.total
         self.failed += [f"{name}: {message}" for message in metrics.failed]
+        self.fallback += [f"{name}: {message}" for message in metrics.fallback]
 
     def record(self, cfg: Config, info: DistInfo, files: dict, output_dir: Path,
                training: bool = False) -> dict:
@@ -187,7 +189,8 @@ class VideoCount:
         from .engine.record import build_record, with_videos
 
         record = build_record(cfg, info, files, training=training)
-        return with_videos(record, output_dir, self.evaluated, self.total, self.failed)
+        return with_videos(record, output_dir, self.evaluated, self.total, self.failed,
+                           self.fallback)
 
 
 def method_name(cfg: Config, zero_shot: bool) -> str:

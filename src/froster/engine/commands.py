@@ -70,6 +70,8 @@ def run_eval(args) -> int:
     from .train import student_spec
 
     path, overrides = _config_and_overrides(args.config, required=False)
+    if args.sampling:
+        overrides.append(f"sampling={args.sampling}")
     cfg = load_config(path, overrides, base=_checkpoint_config(args.checkpoint))
     if not args.checkpoint and not cfg.zero_shot:
         raise ValueError("give --checkpoint CKPT (a folder made by train/average/export), or "
@@ -95,6 +97,8 @@ def run_eval(args) -> int:
         print(metrics.describe())
         for line in metrics.failed:
             print(f"failed: {line}", file=sys.stderr)
+        for line in metrics.fallback:
+            print(f"sampled with a fallback: {line}", file=sys.stderr)
         print(summary_line(load_record(Path(output) / "metrics.json")))
         print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv")
     return 0
@@ -188,6 +192,9 @@ def register(subparsers) -> None:
     p.add_argument("config", nargs="*", metavar="[CONFIG] [key=value ...]", help=CONFIG_HELP)
     p.add_argument("--checkpoint", help="checkpoint folder (model.safetensors + config.json)")
     p.add_argument("--output", help="report folder (default: CHECKPOINT/eval)")
+    p.add_argument("--sampling", choices=("reference", "uniform"),
+                   help="which frames make a test view (the same as sampling=...; default: "
+                        "the config's, 'reference': the FROSTER reference decoder's frames)")
     p.set_defaults(run=run_eval)
 
     p = subparsers.add_parser(

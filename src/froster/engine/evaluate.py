@@ -51,7 +51,7 @@ def eval_dataset(cfg, list_file: str, num_classes: int, size: int) -> VideoDatas
     return VideoDataset(items, mode="test", num_frames=cfg.num_frames,
                         sampling_rate=cfg.sampling_rate, target_fps=cfg.target_fps,
                         num_views=cfg.test_views, num_crops=cfg.test_crops, size=size,
-                        seed=cfg.seed)
+                        seed=cfg.seed, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
 
 
 @torch.no_grad()
@@ -80,20 +80,24 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
     student.train(was_training)
     local = (torch.cat(indices) if indices else torch.empty(0, dtype=torch.long),
              torch.cat(logits) if logits else torch.empty(0, len(bank)),
-             [tuple(f) for f in failures.failures])
+             [tuple(f) for f in failures.failures], [tuple(f) for f in failures.fallbacks])
     merged: dict[int, torch.Tensor] = {}
     failed: dict[str, str] = {}
-    for idx, lg, fails in gather_objects(local):
+    fallback: dict[str, str] = {}
+    for idx, lg, fails, fallbacks in gather_objects(local):
         for i, row in zip(idx.tolist(), lg):
             merged[i] = row
         failed.update(dict(fails))
+        fallback.update(dict(fallbacks))
     order = sorted(merged)
     labels = torch.tensor([dataset.items[i].label for i in order], dtype=torch.long)
     stacked = torch.stack([merged[i] for i in order]) if order else torch.empty(0, len(bank))
     if not order:
         raise ValueError(f"none of the {len(dataset)} videos could be loaded for evaluation; "
                          f"is data_root right? First error: {next(iter(failed.values()), '?')}")
-    return compute_metrics(stacked, labels, total=len(dataset), failed=list(failed.values()))
+    metrics = compute_metrics(stacked, labels, total=len(dataset), failed=list(failed.values()))
+    metrics.fallback = [f"{path}: {reason}" for path, reason in fallback.items()]
+    return metrics
 
 
 def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
@@ -107,9 +111,10 @@ def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
     report = metrics.summary() | (extra or {})
     report["per_class"] = {name: acc for name, acc in zip(class_names, metrics.per_class)}
     report["failed_videos"] = metrics.failed
+    report["fallback_videos"] = metrics.fallback
     if record is not None:
         report["record"] = with_videos(record, folder, metrics.evaluated, metrics.total,
-                                       metrics.failed)
+                                       metrics.failed, metrics.fallback)
     _atomic(folder / "metrics.json", lambda p: Path(p).write_text(json.dumps(report, indent=2)))
     text = report_markdown(metrics, extra) + ("\n" + markdown(report["record"]) if record else "")
     _atomic(folder / "report.md", lambda p: Path(p).write_text(text))

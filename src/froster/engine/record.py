@@ -141,10 +141,7 @@ def build_record(cfg, info, files: dict, videos: dict | None = None,
             "precision": {"train": _training_precision(cfg, info.device) if training
                           else cfg.precision,
                           "eval": cfg.eval_precision, "teacher": cfg.teacher_precision},
-            # Until frame sampling and rotation are config keys, froster samples evenly
-            # over the whole clip and applies display rotation.
-            "sampling": config.get("sampling", "uniform"),
-            "apply_rotation": config.get("apply_rotation", True),
+            "sampling": cfg.sampling, "apply_rotation": cfg.apply_rotation,
             "frames": f"{cfg.num_frames}x{cfg.sampling_rate}",
             "target_fps": cfg.target_fps,
             "views": f"{cfg.test_views}x{cfg.test_crops}",
@@ -159,9 +156,10 @@ def build_record(cfg, info, files: dict, videos: dict | None = None,
 
 
 def with_videos(record: dict, folder: str | os.PathLike, evaluated: int, total: int,
-                failed: list[str]) -> dict:
-    """The record with its video counts; the failed videos' messages go to FAILED_FILE in
-    `folder` (a stale one from an earlier run there is removed)."""
+                failed: list[str], fallback: list[str] = ()) -> dict:
+    """The record with its video counts (`fallback`: videos that `sampling: reference` had
+    to sample another way); the failed videos' messages go to FAILED_FILE in `folder` (a
+    stale one from an earlier run there is removed)."""
     path = Path(folder) / FAILED_FILE
     if failed:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +167,8 @@ def with_videos(record: dict, folder: str | os.PathLike, evaluated: int, total: 
     else:
         path.unlink(missing_ok=True)
     return record | {"videos": {"evaluated": evaluated, "total": total, "failed": len(failed),
-                                "failed_file": FAILED_FILE if failed else None}}
+                                "failed_file": FAILED_FILE if failed else None,
+                                "fallback": len(fallback)}}
 
 
 def write_record(record: dict, folder: str | os.PathLike) -> Path:
@@ -195,6 +194,8 @@ def summary_line(record: dict) -> str:
     seen = f", {videos['evaluated']}/{videos['total']} videos" if "evaluated" in videos else ""
     if videos.get("failed"):
         seen += f" ({videos['failed']} failed: {videos['failed_file']})"
+    if videos.get("fallback"):
+        seen += f", {videos['fallback']} sampled with a fallback"
     return (f"record: froster {fr['version']}{commit}, torch {sw['torch']}, "
             f"open_clip {sw['open_clip']}, PyAV {sw['pyav']}/FFmpeg {sw['ffmpeg']}, {devices}, "
             f"seed {run['seed']}, eval {run['precision']['eval']}, sampling {run['sampling']}, "

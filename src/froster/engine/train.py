@@ -108,7 +108,7 @@ class Trainer:
             items, mode="train", num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate,
             target_fps=cfg.target_fps, size=self.size,
             short_side_range=cfg.short_side_range(self.size), seed=cfg.seed,
-            flip=cfg.flip)
+            flip=cfg.flip, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
         self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")
@@ -236,18 +236,21 @@ class Trainer:
         self.epoch += 1
         means = mean_over_ranks({k: v / self.steps_per_epoch for k, v in sums.items()},
                                 self.device)
-        failed = [f for part in gather_objects([tuple(f) for f in failures.failures])
-                  for f in part]
+        parts = gather_objects(([tuple(f) for f in failures.failures],
+                                [tuple(f) for f in failures.fallbacks]))
         if self.info.is_main:
             log = FailureLog()
-            log.add(failed)
+            for failed, fallbacks in parts:
+                log.add(failed)
+                log.add_fallbacks(fallbacks)
             elapsed = time.perf_counter() - start
             self.logger.log("epoch", self.step, epoch=self.epoch, seconds=round(elapsed, 2),
                             steps_per_second=self.steps_per_epoch / elapsed,
-                            failed_videos=len(log.paths), **means)
+                            failed_videos=len(log.paths),
+                            fallback_videos=len(log.fallback_paths), **means)
             print(f"epoch {self.epoch}/{self.cfg.epochs}: " +
                   "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)")
-            if failed:
+            if log.failures or log.fallbacks:
                 print(log.report())
             self.train_failures.update(dict.fromkeys(f.message for f in log.failures))
         return means

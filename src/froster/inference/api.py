@@ -7,8 +7,11 @@ against any labels, or embed videos and texts for retrieval.
     [('juggling', 0.83), ('abseiling', 0.17)]
 
 A video is seen exactly as the evaluation sees it: ``num_views`` temporal views of
-``num_frames`` frames (PySlowFast sampling), short side resized to the model's input size
-and one centre crop, decoded by the same dataset code (`froster.data.VideoDataset`).
+``num_frames`` frames (``sampling="reference"``, the reference decoder's frames, or
+``"uniform"``), short side resized to the model's input size and one centre crop, decoded
+by the same dataset code (`froster.data.VideoDataset`). Unlike training and evaluation,
+display rotation is applied by default (``apply_rotation=True``): frames as a person sees
+the video.
 Logits are the model's per-view logits (logit_scale * cosine, averaged over frames)
 *summed over the views*, against the prompt-ensemble classifier (the 28 templates + the
 bare class text by default, method.md; a plain label gets the reference's prompts,
@@ -58,6 +61,7 @@ class VideoResult:
     path: str
     frames: torch.Tensor | None = None
     error: str | None = None
+    fallback: str | None = None  # why the sampling rule was not followed, if it was not
 
     @property
     def ok(self) -> bool:
@@ -109,19 +113,24 @@ class Recognizer:
     """A video-text model loaded once, with the test-time view settings and a text cache.
 
     `identity` names the exact weights (for the text-embedding cache and search indexes);
-    when not given it is computed from the weights on first use. `clean_prompts`: plain
-    labels without the reference's repeated name; `precision`: fp32 (default), bf16 or fp16
-    (CUDA only) for the towers.
+    when not given it is computed from the weights on first use. `sampling` is the frame
+    sampling rule ("reference" or "uniform", froster.data.sampling); `apply_rotation`
+    turns the display-rotation metadata into rotated frames (the reference ignores it).
+    `clean_prompts`: plain labels without the reference's repeated name; `precision`: fp32
+    (default), bf16 or fp16 (CUDA only) for the towers.
     """
 
     def __init__(self, model: VideoCLIP, tokenizer, identity: str | None = None, *,
                  device: str | torch.device | None = None, num_frames: int = 8,
                  sampling_rate: int = 16, target_fps: float = 30.0, num_views: int = 3,
+                 sampling: str = "reference", apply_rotation: bool = True,
                  templates: Sequence[str] = ALL_PROMPTS, cache_dir: str | os.PathLike | None = None,
                  use_cache: bool = True, batch_size: int = 4, num_workers: int | None = None,
                  clean_prompts: bool = False, precision: str = "fp32"):
+        from ..data.sampling import get_sampling
         from ..engine.precision import eval_autocast_dtype
 
+        get_sampling(sampling)  # a bad name fails here, not in a worker
         self.device = torch.device(device) if device is not None else _default_device()
         self.precision = precision
         self.dtype = eval_autocast_dtype(precision, self.device, key="precision")
@@ -133,6 +142,8 @@ class Recognizer:
         self.sampling_rate = sampling_rate
         self.target_fps = target_fps
         self.num_views = num_views
+        self.sampling = sampling
+        self.apply_rotation = apply_rotation
         self.templates = tuple(templates)
         self.cache = TextCache(cache_dir) if use_cache else None
         self.batch_size = batch_size
@@ -189,7 +200,8 @@ class Recognizer:
     def view_settings(self) -> dict:
         return {"num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
                 "target_fps": self.target_fps, "num_views": self.num_views,
-                "num_crops": 1, "size": self.size}
+                "num_crops": 1, "size": self.size, "sampling": self.sampling,
+                "apply_rotation": self.apply_rotation}
 
     @property
     def run_settings(self) -> dict:
@@ -253,7 +265,7 @@ class Recognizer:
         """
         if not isinstance(video, torch.Tensor):
             dataset = self.dataset([video])
-            return dataset.load_test_views(dataset.items[0])
+            return dataset.load_test_views(dataset.items[0]).frames
         if video.dtype != torch.uint8:
             raise ValueError(f"a frame tensor must be uint8, got {video.dtype} (use `encode` "
                              "for normalised float input)")
@@ -317,8 +329,10 @@ class Recognizer:
                 results = []
                 if len(batch["index"]):
                     frames = self.encode(batch["video"]).cpu()
-                    results += [VideoResult(int(i), dataset.items[int(i)].path, frames[k])
-                                for k, i in enumerate(batch["index"])]
+                    fallback = dict(batch["fallback"])
+                    results += [VideoResult(int(i), path, frames[k], fallback=fallback.get(path))
+                                for k, i in enumerate(batch["index"])
+                                for path in [dataset.items[int(i)].path]]
                 results += [VideoResult(int(i), dataset.items[int(i)].path, error=f.message)
                             for i, f in zip(batch["failed_index"], batch["failed"])]
                 for result in sorted(results, key=lambda r: r.index):

@@ -37,6 +37,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     views.add_argument("--frames", type=int, default=8, help="frames per view (default 8)")
     views.add_argument("--sampling-rate", type=int, default=16,
                        help="frame step at 30 fps within a view (default 16)")
+    views.add_argument("--sampling", choices=("reference", "uniform"), default="reference",
+                       help="which frames make a view: 'reference', those the FROSTER "
+                            "reference decoder takes (what its models were trained and tested "
+                            "on); 'uniform', views spread evenly over the whole video")
+    views.add_argument("--ignore-rotation", action="store_true",
+                       help="decode frames as stored, ignoring the video's display rotation, "
+                            "as the reference does (without it: rotated as a player shows them)")
     views.add_argument("--batch-size", type=int, default=4, help="videos per forward pass (default 4)")
     views.add_argument("--workers", type=int, default=None,
                        help="decoding worker processes (default: min(4, CPU cores))")
@@ -55,7 +62,8 @@ def _load(args):
     if bool(args.checkpoint) == bool(args.model):
         raise ValueError("give either --checkpoint CKPT or --model ARCH [--pretrained TAG]")
     options = dict(device=args.device, num_views=args.views, num_frames=args.frames,
-                   sampling_rate=args.sampling_rate, cache_dir=args.cache_dir,
+                   sampling_rate=args.sampling_rate, sampling=args.sampling,
+                   apply_rotation=not args.ignore_rotation, cache_dir=args.cache_dir,
                    use_cache=not args.no_cache, batch_size=args.batch_size,
                    num_workers=args.workers, precision=args.precision,
                    clean_prompts=args.clean_prompts)

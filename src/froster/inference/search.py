@@ -40,12 +40,15 @@ class UpdateReport:
     reused: int = 0
     removed: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # relative path -> error
+    fallback: dict[str, str] = field(default_factory=dict)  # newly embedded: path -> reason
 
     def report(self) -> str:
+        from ..data.failures import describe_fallbacks
+
         lines = [f"index: {self.total} videos, {self.added} newly embedded, {self.reused} "
                  f"reused, {self.removed} dropped, {len(self.failed)} unreadable"]
         lines += [f"  failed: {message}" for message in self.failed.values()]
-        return "\n".join(lines)
+        return "\n".join(lines + describe_fallbacks(self.fallback.items()))
 
 
 class VideoIndex:
@@ -136,6 +139,8 @@ class VideoIndex:
                 self.stats[rel] = current[rel]
                 new_rows.append(self.recognizer.video_embedding(result.frames))
                 report.added += 1
+                if result.fallback:
+                    report.fallback[rel] = result.fallback
             else:
                 size, mtime = current[rel]
                 self.errors[rel] = {"size": size, "mtime_ns": mtime, "error": result.error}
