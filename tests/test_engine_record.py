@@ -81,7 +81,7 @@ def test_training_run_writes_its_record(run):
         report = json.loads((folder / "eval" / name / "metrics.json").read_text())
         assert report["record"]["videos"] == {"evaluated": 6, "total": 6, "failed": 0,
                                               "failed_file": None, "fallback": 0}
-        assert report["record"]["files"]["checkpoint_config"]["sha256"] == \
+        assert report["record"]["files"]["checkpoint"]["sha256"] == \
             sha256(folder / checkpoint / "config.json")
         assert "## Reproduction record" in (folder / "eval" / name / "report.md").read_text()
 

@@ -152,7 +152,7 @@ def test_cross_dataset_with_a_checkpoint_and_zero_shot(cross_layout, tmp_path, c
     record = trained["record"]
     assert set(record["files"]) == {"ucf101_split1/test.csv", "ucf101_split2/test.csv",
                                     "ucf101_split3/test.csv", "ucf101_full/test.csv",
-                                    "ucf101_rephrased_classes.json", "checkpoint_config"}
+                                    "ucf101_rephrased_classes.json", "checkpoint"}
     assert record["videos"]["evaluated"] == 18 and record["run"]["precision"]["eval"] == "fp32"
 
     assert main(["benchmark", "cross", "--dataset", "ucf", "--splits", str(db),

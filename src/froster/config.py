@@ -73,6 +73,8 @@ class Config:
     device: str = "auto"                   # auto | cpu | cuda | cuda:N
     output_dir: str = "runs/froster"
     resume: str = ""                       # "" | latest | path to a training checkpoint
+    init: str = ""                         # start from this student: a checkpoint folder or another project's file (e.g. the reference's swa_2_22.pth)
+    trust_pickle: bool = False             # allow an init file that needs full unpickling (trusted sources only)
     eval_every: int = 0                    # evaluate on val_list every N epochs (0: never)
     eval_batch_size: int = 4               # videos per rank per evaluation batch
     average_from_epoch: int = 2            # average epochs >= this at the end (0: no averaging)

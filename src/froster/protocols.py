@@ -77,8 +77,8 @@ def b2n_dataset_name(split_dir: Path) -> str | None:
     return None
 
 
-def _load(checkpoint: Path, device):
-    student, tokenizer, _ = load_student(checkpoint, device=device)
+def _load(checkpoint: Path, device, trust_pickle: bool = False):
+    student, tokenizer, _ = load_student(checkpoint, device=device, trust_pickle=trust_pickle)
     return student, tokenizer
 
 
@@ -250,10 +250,12 @@ def _label_dir(split_root: Path, labels: str | None) -> Path:
 
 def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
               info: DistInfo, checkpoint: str | None = None, zero_shot: bool = False,
-              labels: str | None = None, full: bool = True) -> dict:
-    """Evaluate one checkpoint (or the frozen CLIP) on the test splits of `dataset`."""
+              labels: str | None = None, full: bool = True, trust_pickle: bool = False) -> dict:
+    """Evaluate one checkpoint (or the frozen CLIP) on the test splits of `dataset`;
+    `checkpoint` is a froster folder or another project's file (see froster.interop)."""
     from .checkpoint import build_student
     from .engine.evaluate import evaluate_checkpoint
+    from .engine.record import checkpoint_file
     from .engine.train import student_spec
 
     if dataset not in CROSS:
@@ -279,7 +281,7 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
         student, tokenizer = build_student(student_spec(cfg))
         student.to(info.device).eval()
     else:
-        student, tokenizer = _load(Path(checkpoint), info.device)
+        student, tokenizer = _load(Path(checkpoint), info.device, trust_pickle)
     rows, seen = [], VideoCount()
     for folder, classes in jobs:
         metrics = evaluate_checkpoint(student, tokenizer, cfg, str(split_root / folder / "test.csv"),
@@ -304,7 +306,7 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
         files = {f"{folder}/test.csv": split_root / folder / "test.csv" for folder, _ in jobs}
         files |= {classes: label_dir / classes for _, classes in jobs}
         if checkpoint:
-            files["checkpoint_config"] = Path(checkpoint) / "config.json"
+            files["checkpoint"] = checkpoint_file(checkpoint)
         result["record"] = seen.record(cfg, info, files | {"templates": cfg.templates}, output_dir)
         write_results(output_dir, result, cross_markdown(result))
     barrier()

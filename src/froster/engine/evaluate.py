@@ -166,9 +166,11 @@ def evaluate_checkpoint(student: VideoCLIP, tokenizer, cfg, list_path: str, clas
 
 
 def eval_files(cfg, list_path, class_file, checkpoint=None) -> dict:
-    """The input files of an evaluation, for its record (a checkpoint by its config.json:
-    its weights are not hashed)."""
+    """The input files of an evaluation, for its record (a checkpoint folder by its
+    config.json: its weights are not hashed)."""
+    from .record import checkpoint_file
+
     files = {"val_list": list_path, "eval_class_file": class_file, "templates": cfg.templates}
     if checkpoint:
-        files["checkpoint_config"] = Path(checkpoint) / "config.json"
+        files["checkpoint"] = checkpoint_file(checkpoint)
     return files

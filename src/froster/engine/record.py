@@ -38,12 +38,29 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+#: Larger files (e.g. another project's checkpoint) are recorded by size, not hashed.
+HASH_LIMIT = 64 << 20
+
+
 def file_entry(path: str | os.PathLike | None) -> dict | None:
-    """{"path", "sha256"} of a small input file (None when the run has none)."""
+    """{"path", "sha256"} of an input file ("bytes" instead of the hash for one over
+    HASH_LIMIT; sha256 None for a missing one); None when the run has none."""
     if not path:
         return None
     path = Path(path)
-    return {"path": str(path), "sha256": sha256_file(path) if path.is_file() else None}
+    if not path.is_file():
+        return {"path": str(path), "sha256": None}
+    size = path.stat().st_size
+    if size > HASH_LIMIT:
+        return {"path": str(path), "sha256": None, "bytes": size}
+    return {"path": str(path), "sha256": sha256_file(path)}
+
+
+def checkpoint_file(checkpoint: str | os.PathLike) -> Path:
+    """What stands for a checkpoint in a record: a froster export folder's config.json
+    (its weights are not hashed), or the file itself (another project's checkpoint)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint / "config.json" if checkpoint.is_dir() else checkpoint
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,7 +205,7 @@ def summary_line(record: dict) -> str:
         if fr.get("commit") else ""
     devices = f"{hw['device']} x{hw['device_count']}" + \
         (f", world {hw['world_size']}" if hw["world_size"] > 1 else "")
-    files = ", ".join(f"{Path(f['path']).name} {(f['sha256'] or 'missing')[:8]}"
+    files = ", ".join(f"{Path(f['path']).name} {_short(f)}"
                       for f in record.get("files", {}).values() if f)
     videos = record.get("videos") or {}
     seen = f", {videos['evaluated']}/{videos['total']} videos" if "evaluated" in videos else ""
@@ -200,6 +217,12 @@ def summary_line(record: dict) -> str:
             f"open_clip {sw['open_clip']}, PyAV {sw['pyav']}/FFmpeg {sw['ffmpeg']}, {devices}, "
             f"seed {run['seed']}, eval {run['precision']['eval']}, sampling {run['sampling']}, "
             f"frames x rate {run['frames']}, views x crops {run['views']}, {files}{seen}")
+
+
+def _short(entry: dict) -> str:
+    if entry.get("sha256"):
+        return entry["sha256"][:8]
+    return f"{entry['bytes']} bytes" if "bytes" in entry else "missing"
 
 
 def markdown(record: dict) -> str:

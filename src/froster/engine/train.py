@@ -26,6 +26,7 @@ from . import checkpoints as ckpt
 from .averaging import average_run
 from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
 from .evaluate import eval_dataset, eval_files, evaluate, write_report
+from .init_weights import init_spec, load_init
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
 from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
@@ -83,15 +84,24 @@ class Trainer:
         self.micro_batch = micro
 
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
+        spec, imported = student_spec(cfg), None
+        if cfg.init:
+            from ..checkpoint import read_student
+            imported = read_student(cfg.init, trust_pickle=cfg.trust_pickle)
+            spec = init_spec(spec, imported, cfg.init)
         with main_first(info):  # one download of pretrained weights, not one per rank
-            student, self.tokenizer = build_student(student_spec(cfg))
+            student, self.tokenizer = build_student(spec)
         self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates,
                                cfg.clean_prompts)
         self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer,
                                     cfg.templates, cfg.clean_prompts) \
             if cfg.eval_class_file else self.bank
         self.model = Froster(student, distill=cfg.distill, distill_weight=cfg.distill_weight,
-                             alpha=cfg.alpha)
+                             alpha=cfg.alpha)  # the teacher: a copy of the pretrained CLIP
+        if imported is not None:
+            summary = load_init(self.model, imported, cfg.init)
+            if info.is_main:
+                print(f"init: {cfg.init}: {summary}")
         if hasattr(self.model, "text_sharding"):
             self.model.text_sharding = cfg.shard_text
         student.set_grad_checkpointing(cfg.grad_checkpointing)

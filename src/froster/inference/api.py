@@ -154,16 +154,28 @@ class Recognizer:
 
     # -- loading ---------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device=None, **kwargs) -> "Recognizer":
-        """A student exported by froster (a folder with model.safetensors + config.json)."""
-        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_student
+    def from_checkpoint(cls, path: str | os.PathLike, device=None, trust_pickle: bool = False,
+                        **kwargs) -> "Recognizer":
+        """A student exported by froster (a folder with model.safetensors + config.json), or
+        another project's checkpoint file as released (FROSTER reference, Open-VCLIP,
+        ViFi-CLIP; see froster.interop). Frames per view and sampling rate default to the
+        ones the checkpoint records (its training run's), else 8 x 16."""
+        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, froster_folder, load_student
 
-        model, tokenizer, config = load_student(path, device="cpu")
-        folder = Path(path) if Path(path).is_dir() else Path(path).parent
-        identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        model, tokenizer, config = load_student(path, device="cpu", trust_pickle=trust_pickle)
+        folder = froster_folder(path)
+        if folder is not None:
+            identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        else:
+            identity = f"imported:{model.temporal}:{model.neighbor_padding}:{file_sha256(path)}"
+        recorded = (config.get("extra") or {}).get("config") or {}
+        for key in ("num_frames", "sampling_rate"):
+            if kwargs.get(key) is None and recorded.get(key):
+                kwargs[key] = int(recorded[key])
+            elif kwargs.get(key) is None:
+                kwargs.pop(key, None)  # the constructor's default
         if kwargs.get("clean_prompts") is None:  # the prompt form the model was trained with
-            trained = (config.get("extra") or {}).get("config") or {}
-            kwargs["clean_prompts"] = bool(trained.get("clean_prompts", False))
+            kwargs["clean_prompts"] = bool(recorded.get("clean_prompts", False))
         return cls(model, tokenizer, identity, device=device, **kwargs)
 
     @classmethod

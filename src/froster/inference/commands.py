@@ -16,7 +16,12 @@ from ..cli import guarded as _guarded
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (one of --checkpoint or --model)")
     group.add_argument("--checkpoint", metavar="CKPT",
-                       help="a froster checkpoint folder (model.safetensors + config.json)")
+                       help="a froster checkpoint folder (model.safetensors + config.json), or a "
+                            "FROSTER reference / Open-VCLIP / ViFi-CLIP checkpoint file as "
+                            "released (e.g. swa_2_22.pth)")
+    group.add_argument("--trust-pickle", action="store_true",
+                       help="allow a --checkpoint file that needs full unpickling (it could run "
+                            "code: only for files from a source you trust)")
     group.add_argument("--model", metavar="ARCH",
                        help="an open_clip architecture, e.g. ViT-B-16 (plain CLIP, no fine-tuning)")
     group.add_argument("--pretrained", metavar="TAG_OR_FILE", default="openai",
@@ -34,9 +39,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                             "the checkpoint was trained, else the reference's")
     views = parser.add_argument_group("views and throughput")
     views.add_argument("--views", type=int, default=3, help="temporal views per video (default 3)")
-    views.add_argument("--frames", type=int, default=8, help="frames per view (default 8)")
-    views.add_argument("--sampling-rate", type=int, default=16,
-                       help="frame step at 30 fps within a view (default 16)")
+    views.add_argument("--frames", type=int, default=None,
+                       help="frames per view (default: the checkpoint's training frames, else 8)")
+    views.add_argument("--sampling-rate", type=int, default=None,
+                       help="frame step at 30 fps within a view (default: the checkpoint's, "
+                            "else 16)")
     views.add_argument("--sampling", choices=("reference", "uniform"), default="reference",
                        help="which frames make a view: 'reference', those the FROSTER "
                             "reference decoder takes (what its models were trained and tested "
@@ -73,7 +80,9 @@ def _load(args):
                 raise ValueError(f"template {template!r} must contain {{}} exactly once")
         options["templates"] = tuple(args.templates)
     if args.checkpoint:
-        return Recognizer.from_checkpoint(args.checkpoint, **options)
+        return Recognizer.from_checkpoint(args.checkpoint, trust_pickle=args.trust_pickle, **options)
+    for key, default in (("num_frames", 8), ("sampling_rate", 16)):
+        options[key] = default if options[key] is None else options[key]
     return Recognizer.from_pretrained(args.model, args.pretrained, temporal=args.temporal, **options)
 
 
