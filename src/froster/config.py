@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from . import backbones
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -26,8 +28,10 @@ class Config:
     model: str = "ViT-B-16"                # open_clip architecture
     pretrained: str | None = "openai"      # open_clip tag, local weights file, or none
     quick_gelu: bool | None = None         # None: decided by the weights
-    temporal: str = "neighbor"             # neighbor (VCLIP) | mean (per-frame CLIP)
+    temporal: str = "neighbor"             # neighbor (VCLIP) | mean | aim | st_adapter | adaptformer | actionclip (froster.backbones)
     neighbor_padding: str = "zeros"        # zeros (reference quirk) | masked
+    train_params: str = "all"              # all (the reference) | added: only the backbone's new modules, logit_scale and the FROSTER heads
+    added_lr_scale: float = 1.0            # learning-rate multiplier of the backbone's new modules (1.0 as the reference)
     # method
     distill: bool = True                   # false: plain fine-tuning baseline
     distill_weight: float = 2.0
@@ -197,7 +201,8 @@ def validate(cfg: Config) -> None:
     choice("precision", PRECISIONS)
     choice("teacher_precision", ("fp32", "bf16", "fp16"))
     choice("eval_precision", ("fp32", "bf16", "fp16"))
-    choice("temporal", ("neighbor", "mean"))
+    choice("temporal", backbones.names())
+    choice("train_params", ("all", "added"))
     choice("neighbor_padding", ("zeros", "masked"))
     choice("sampling", ("reference", "uniform"))
     for key in ("num_frames", "sampling_rate", "test_views", "batch_size", "grad_accum",
@@ -207,6 +212,8 @@ def validate(cfg: Config) -> None:
     for key in ("epochs", "num_workers", "eval_every", "average_from_epoch"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"{key} must not be negative, got {getattr(cfg, key)}")
+    if cfg.added_lr_scale <= 0:
+        raise ValueError(f"added_lr_scale must be positive, got {cfg.added_lr_scale}")
     if cfg.test_crops not in (1, 3):
         raise ValueError(f"test_crops must be 1 or 3, got {cfg.test_crops}")
 

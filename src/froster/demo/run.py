@@ -31,7 +31,7 @@ from .benchmark import BenchmarkSpec, write_benchmark
 from .pretrain import PretrainConfig, pretrain
 from .world import BASE_ACTIONS, SIGNATURE_PROB
 
-__all__ = ["run_demo", "demo_settings", "ROWS", "draw_chart", "markdown_table"]
+__all__ = ["run_demo", "demo_settings", "run_row", "ROWS", "draw_chart", "markdown_table"]
 
 #: (key, label, config overrides) of the three rows of the paper's Table 1.
 ROWS = (
@@ -46,12 +46,12 @@ DEMO_EPOCHS = 8
 
 
 def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SIGNATURE_PROB,
-                  epochs: int | None = None):
+                  epochs: int | None = None, temporal: str = "neighbor"):
     """(BenchmarkSpec, PretrainConfig, Config) of the demo; `quick` for a smoke test.
 
     `signature_prob=0` is the control world in which no single frame says anything
     about the action; more `epochs` than the default 8 show plain fine-tuning forgetting
-    the novel classes (see docs/demo.md)."""
+    the novel classes (see docs/demo.md). `temporal` is the trained student's backbone."""
     if quick:
         spec = BenchmarkSpec(train_per_class=4, test_per_class=2, train_splits=2,
                              signature_prob=signature_prob, seed=seed)
@@ -69,20 +69,19 @@ def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SI
                  epochs=epochs or (1 if quick else DEMO_EPOCHS),
                  average_from_epoch=0 if quick else 2,
                  num_workers=0, precision="fp32", progress=False, device="cpu",
-                 eval_batch_size=16, log_every=1000, seed=seed)
+                 eval_batch_size=16, log_every=1000, seed=seed, temporal=temporal)
     validate(cfg)
     return spec, pre, cfg
 
 
 def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
-             signature_prob: float = SIGNATURE_PROB, epochs: int | None = None, log=print) -> dict:
-    from ..engine.distributed import DistInfo
+             signature_prob: float = SIGNATURE_PROB, epochs: int | None = None, log=print,
+             temporal: str = "neighbor") -> dict:
     import torch
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spec, pre_cfg, cfg = demo_settings(quick, seed, signature_prob, epochs)
-    info = DistInfo()
+    spec, pre_cfg, cfg = demo_settings(quick, seed, signature_prob, epochs, temporal)
     timings = {}
     start = time.perf_counter()
 
@@ -103,19 +102,9 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
     cfg = replace(cfg, pretrained=str(weights.resolve()))
     rows = []
     for key, label, overrides in ROWS:
-        log(f"[demo] {label}")
-        t = time.perf_counter()
-        torch.manual_seed(seed)
-        row_cfg = replace(cfg, output_dir=str(out / key), **overrides)
-        validate(row_cfg)
-        result = run_b2n(row_cfg, files.root / "splits", str(files.videos), out / key, info,
-                         zero_shot=row_cfg.zero_shot, dataset="froster-demo")
-        mean, std, splits = result["mean"], result["std"], result["rows"]
-        timings[key] = time.perf_counter() - t
-        rows.append({"key": key, "method": label, "base": mean["base"], "novel": mean["novel"],
-                     "hm": harmonic_mean(mean["base"], mean["novel"]),
-                     "base_std": std["base"], "novel_std": std["novel"], "splits": splits,
-                     "seconds": timings[key]})
+        log(f"[demo] {label}" + (f" ({temporal})" if key != "zero_shot" else ""))
+        rows.append(run_row(cfg, key, label, overrides, files, out / key))
+        timings[key] = rows[-1]["seconds"]
     timings["total"] = time.perf_counter() - start
 
     result = {"quick": quick, "seed": seed, "signature_prob": signature_prob, "rows": rows,
@@ -123,7 +112,7 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
               "settings": {"benchmark": asdict(spec), "pretrain": asdict(pre_cfg),
                            "pretrain_final_loss": pre.losses[-1] if pre.losses else None,
                            "engine": {k: v for k, v in cfg.to_dict().items()},
-                           "rows": {k: o for k, _, o in ROWS},
+                           "rows": {k: o for k, _, o in ROWS}, "temporal": temporal,
                            "prompt_templates": "engine default (29)",
                            "torch_threads": torch.get_num_threads()}}
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -133,7 +122,8 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
         f"evaluated on {first['base_videos']} base and {first['novel_videos']} novel test videos "
         f"(chance {100 / len(BASE_ACTIONS):.1f} %).\n")
     (out / "results.md").write_text(table + f"\nTotal time: {timings['total']:.0f} s\n")
-    draw_chart(rows, out / "results.png", title="FROSTER demo: base-to-novel top-1 (%), bars: "
+    student = "" if temporal == "neighbor" else f" ({temporal} student)"
+    draw_chart(rows, out / "results.png", title=f"FROSTER demo{student}: base-to-novel top-1 (%), bars: "
                f"mean ± std over {spec.train_splits} training splits"
                + (" [quick: noise]" if quick else ""))
     log("")
@@ -141,6 +131,25 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
     log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); "
         f"results in {out}")
     return result
+
+
+def run_row(cfg: Config, key: str, label: str, overrides: dict, files, out: Path) -> dict:
+    """One row of a demo table: the engine's base-to-novel protocol over the benchmark's
+    training splits with `cfg` + `overrides`; base and novel as mean and std over them."""
+    from ..engine.distributed import DistInfo
+    import torch
+
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    row_cfg = replace(cfg, output_dir=str(out), **overrides)
+    validate(row_cfg)
+    result = run_b2n(row_cfg, files.root / "splits", str(files.videos), out, DistInfo(),
+                     zero_shot=row_cfg.zero_shot, dataset="froster-demo")
+    mean, std = result["mean"], result["std"]
+    return {"key": key, "method": label, "base": mean["base"], "novel": mean["novel"],
+            "hm": harmonic_mean(mean["base"], mean["novel"]),
+            "base_std": std["base"], "novel_std": std["novel"], "splits": result["rows"],
+            "seconds": time.perf_counter() - start}
 
 
 def markdown_table(rows) -> str:

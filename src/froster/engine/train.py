@@ -50,10 +50,11 @@ def decays(name: str, param: torch.nn.Parameter, logit_scale_decay: bool = True)
     return logit_scale_decay or param.ndim != 0
 
 
-def param_groups(module: torch.nn.Module, weight_decay: float,
-                 logit_scale_decay: bool = True) -> list[dict]:
+def param_groups(module: torch.nn.Module, weight_decay: float, logit_scale_decay: bool = True,
+                 scaled=(), lr_scale: float = 1.0) -> list[dict]:
     """AdamW groups (decayed, not decayed) of the trainable parameters; each group's
-    ``names`` lists its parameters' names."""
+    ``names`` lists its parameters' names. The `scaled` parameters (a backbone's added
+    modules) go to groups of their own whose learning rate is `lr_scale` times the rest's."""
     groups = ({"params": [], "names": [], "weight_decay": weight_decay},
               {"params": [], "names": [], "weight_decay": 0.0})
     for name, p in module.named_parameters():
@@ -61,7 +62,25 @@ def param_groups(module: torch.nn.Module, weight_decay: float,
             group = groups[0] if decays(name, p, logit_scale_decay) else groups[1]
             group["params"].append(p)
             group["names"].append(name)
-    return list(groups)
+    return scale_lr(list(groups), scaled, lr_scale)
+
+
+def scale_lr(groups: list[dict], scaled, lr_scale: float) -> list[dict]:
+    """Split each group into its parameters outside `scaled` and those inside, the latter
+    with `lr_scale` (read by `schedule.set_lr`); empty new groups are left out."""
+    ids = {id(p) for p in scaled}
+    if not ids:
+        return groups
+    out = []
+    for group in groups:
+        pairs = list(zip(group["params"], group["names"]))
+        outside = [(p, n) for p, n in pairs if id(p) not in ids]
+        inside = [(p, n) for p, n in pairs if id(p) in ids]
+        out.append(group | {"params": [p for p, _ in outside], "names": [n for _, n in outside]})
+        if inside:
+            out.append(group | {"params": [p for p, _ in inside], "names": [n for _, n in inside],
+                                "lr_scale": lr_scale})
+    return out
 
 
 TEACHER_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -91,6 +110,7 @@ class Trainer:
             spec = init_spec(spec, imported, cfg.init)
         with main_first(info):  # one download of pretrained weights, not one per rank
             student, self.tokenizer = build_student(spec)
+        student.set_train_params(cfg.train_params)
         self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates,
                                cfg.clean_prompts)
         self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer,
@@ -133,7 +153,8 @@ class Trainer:
         self.eval_dtype = eval_autocast_dtype(cfg.eval_precision, self.device)
         self.scaler = grad_scaler(self.device, self.dtype)
         self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_decay), lr=cfg.lr)
+            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_decay,
+                         student.added_parameters(), cfg.added_lr_scale), lr=cfg.lr)
         self.ddp = None
         if info.distributed:
             self.ddp = DistributedDataParallel(

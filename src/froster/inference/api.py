@@ -185,8 +185,14 @@ class Recognizer:
         """A CLIP through open_clip: `pretrained` is a tag (e.g. "openai", downloaded by
         open_clip where there is a network), a local weights file, or None (random weights).
         Raises `froster.clip.WeightsUnavailableError` with what to do when weights cannot be had."""
+        from .. import backbones
         from ..checkpoint import StudentSpec, build_student
 
+        backbone = backbones.get(temporal)()
+        if backbone.adds_parameters and not backbone.starts_as_clip:
+            raise ValueError(f"temporal={temporal!r} adds a module that only training sets "
+                             f"(a plain CLIP would run it with random weights); pass a "
+                             f"trained checkpoint instead (froster train ... temporal={temporal})")
         spec = StudentSpec(model=model, pretrained=pretrained, quick_gelu=quick_gelu,
                            temporal=temporal, neighbor_padding=neighbor_padding)
         if kwargs.get("clean_prompts") is None:
@@ -368,6 +374,21 @@ class Recognizer:
         names = [c.name for c in _label_texts(labels)]
         probs = self.logits(video, labels, templates).softmax(dim=-1)
         return rank(names, probs, top_k)
+
+    def timeline(self, source, labels: Sequence[str | ClassText], window: float | None = None,
+                 stride: float = 1.0, **options):
+        """Windows of a long video or a live stream, yielded as they are known.
+
+        `source`: a file, a URL, a capture device, "-" (stdin) or a binary file object.
+        A window is `num_frames` frames over `window` seconds (default: the model's
+        sampling, 8 x 16 frames at 30 fps = 4.27 s), one every `stride` seconds; each has
+        its times, logits (as `logits` on its frames), probabilities, smoothed scores,
+        top labels and label (None below `threshold`). Options: threshold, smooth, top_k,
+        templates, batch_size, input_format, input_options, apply_rotation, on_frame.
+        See `froster.inference.timeline`; `timeline.segments(windows)` merges them."""
+        from .timeline import Timeline
+
+        return Timeline(self, source, labels, window=window, stride=stride, **options)
 
     def embed_videos(self, videos: Iterable, batch_size: int | None = None,
                      num_workers: int | None = None, progress: bool = False) -> torch.Tensor:

@@ -14,6 +14,25 @@ from ..cli import guarded as _guarded
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
+    _model_group(parser)
+    views = parser.add_argument_group("views and throughput")
+    views.add_argument("--views", type=int, default=3, help="temporal views per video (default 3)")
+    _clip_options(views)
+    views.add_argument("--sampling", choices=("reference", "uniform"), default="reference",
+                       help="which frames make a view: 'reference', those the FROSTER "
+                            "reference decoder takes (what its models were trained and tested "
+                            "on); 'uniform', views spread evenly over the whole video")
+    views.add_argument("--ignore-rotation", action="store_true",
+                       help="decode frames as stored, ignoring the video's display rotation, "
+                            "as the reference does (without it: rotated as a player shows them)")
+    views.add_argument("--batch-size", type=int, default=4, help="videos per forward pass (default 4)")
+    views.add_argument("--workers", type=int, default=None,
+                       help="decoding worker processes (default: min(4, CPU cores))")
+    views.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _text_options(parser)
+
+
+def _model_group(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (one of --checkpoint or --model)")
     group.add_argument("--checkpoint", metavar="CKPT",
                        help="a froster checkpoint folder (model.safetensors + config.json), or a "
@@ -27,8 +46,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pretrained", metavar="TAG_OR_FILE", default="openai",
                        help="open_clip tag or local weights file for --model; 'none' for "
                             "random weights (only useful for testing)")
-    group.add_argument("--temporal", choices=("neighbor", "mean"), default="neighbor",
-                       help="temporal attention of --model (default: neighbor, as FROSTER)")
+    from ..backbones import names  # no torch: the registry lists names only
+
+    group.add_argument("--temporal", choices=names(), default="neighbor",
+                       help="video backbone of --model (default: neighbor, as FROSTER); "
+                            "a checkpoint records its own")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                        help="the towers' precision: fp32 as the reference tests; bf16 or fp16 "
@@ -37,30 +59,46 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="plain labels get clean prompts ('a photo of a person juggling.') "
                             "instead of the reference's ('... juggling. juggling'); None: as "
                             "the checkpoint was trained, else the reference's")
-    views = parser.add_argument_group("views and throughput")
-    views.add_argument("--views", type=int, default=3, help="temporal views per video (default 3)")
-    views.add_argument("--frames", type=int, default=None,
-                       help="frames per view (default: the checkpoint's training frames, else 8)")
-    views.add_argument("--sampling-rate", type=int, default=None,
-                       help="frame step at 30 fps within a view (default: the checkpoint's, "
+
+
+def _clip_options(group, clip: str = "view") -> None:
+    group.add_argument("--frames", type=int, default=None,
+                       help=f"frames per {clip} (default: the checkpoint's training frames, else 8)")
+    group.add_argument("--sampling-rate", type=int, default=None,
+                       help=f"frame step at 30 fps within a {clip} (default: the checkpoint's, "
                             "else 16)")
-    views.add_argument("--sampling", choices=("reference", "uniform"), default="reference",
-                       help="which frames make a view: 'reference', those the FROSTER "
-                            "reference decoder takes (what its models were trained and tested "
-                            "on); 'uniform', views spread evenly over the whole video")
-    views.add_argument("--ignore-rotation", action="store_true",
-                       help="decode frames as stored, ignoring the video's display rotation, "
-                            "as the reference does (without it: rotated as a player shows them)")
-    views.add_argument("--batch-size", type=int, default=4, help="videos per forward pass (default 4)")
-    views.add_argument("--workers", type=int, default=None,
-                       help="decoding worker processes (default: min(4, CPU cores))")
-    views.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _text_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="text-embedding cache (default: $FROSTER_CACHE or ~/.cache/froster)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the text cache")
     parser.add_argument("--template", action="append", dest="templates", metavar="TEMPLATE",
                         help="a prompt template with {} for the label (repeatable); replaces "
                              "the default prompts")
+
+
+def _label_options(parser: argparse.ArgumentParser) -> None:
+    labels = parser.add_argument_group("labels (one of)")
+    labels.add_argument("--labels", help="labels separated by --separator, e.g. 'juggling,abseiling'")
+    labels.add_argument("--label-file", metavar="FILE",
+                        help="class file: JSON ({\"0\": \"Name: description\"} or a list), "
+                             "CSV (index,name) or text (one per line)")
+    labels.add_argument("--separator", default=",", help="separator of --labels")
+
+
+def _read_labels(args) -> list[str]:
+    from ..data.annotations import read_class_names
+
+    if bool(args.labels) == bool(args.label_file):
+        raise ValueError("give the labels with either --labels 'a,b,c' or --label-file FILE")
+    if args.labels:
+        labels = [label.strip() for label in args.labels.split(args.separator) if label.strip()]
+    else:
+        labels = read_class_names(args.label_file)
+    if not labels:
+        raise ValueError("no labels given")
+    return labels
 
 
 def _load(args):
@@ -92,17 +130,9 @@ def _progress(args) -> bool | None:
 
 @_guarded
 def run_predict(args) -> int:
-    from ..data.annotations import read_class_names
     from .predict import collect_videos, format_for, predict
 
-    if bool(args.labels) == bool(args.label_file):
-        raise ValueError("give the labels with either --labels 'a,b,c' or --label-file FILE")
-    if args.labels:
-        labels = [label.strip() for label in args.labels.split(args.separator) if label.strip()]
-    else:
-        labels = read_class_names(args.label_file)
-    if not labels:
-        raise ValueError("no labels given")
+    labels = _read_labels(args)
     videos = collect_videos(args.videos)
     if not videos:
         raise ValueError(f"no videos found in {', '.join(args.videos)}")
@@ -161,12 +191,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("videos", nargs="+", metavar="VIDEO_OR_DIR",
                    help="video files and/or folders (scanned recursively)")
-    labels = p.add_argument_group("labels (one of)")
-    labels.add_argument("--labels", help="labels separated by --separator, e.g. 'juggling,abseiling'")
-    labels.add_argument("--label-file", metavar="FILE",
-                        help="class file: JSON ({\"0\": \"Name: description\"} or a list), "
-                             "CSV (index,name) or text (one per line)")
-    labels.add_argument("--separator", default=",", help="separator of --labels")
+    _label_options(p)
     p.add_argument("--top-k", type=int, default=5, help="labels shown per video (0: all)")
     p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default=None,
                    help="output format (default: from --output's suffix, else table); "
@@ -192,3 +217,7 @@ def register(subparsers) -> None:
     s.add_argument("--index", metavar="FILE", help="index file (default: DIR/.froster_index.safetensors)")
     _model_options(s)
     s.set_defaults(run=run_search)
+
+    from .timeline_command import register as register_timeline
+
+    register_timeline(subparsers)
