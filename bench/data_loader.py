@@ -1,15 +1,19 @@
 """Training loader throughput against the raw PyAV decode rate of the same frames.
 
 Generates Kinetics-like videos (340x256, 10 s, 30 fps, H.264, a textured camera pan),
-draws the training clips the loader will draw (8 frames x stride 16 at 30 fps), and
-times, in one run:
-  raw:    a plain PyAV loop (seek, decode, convert the wanted frames to RGB) over those
-          clips, in as many processes as the loader has workers;
+draws the training clips the loader will draw (8 frames x stride 16 at 30 fps, with
+``--sampling``, default reference), and times, in one run:
+  raw:    a plain PyAV loop over the same windows the sampling rule decodes, in as many
+          processes as the loader has workers. reference: the reference decoder's window
+          (seek to max(start_pts - 1024, 0), decode until the first frame after end_pts,
+          keep every frame of the window, order by pts), then convert the 8 sampled
+          frames to RGB; uniform: seek before the clip, decode to its last frame,
+          convert the wanted frames;
   loader: build_loader(VideoDataset(...)) with 224 crops, the same clips, batch after batch.
 Then, in this process, the share of a clip's time spent decoding vs transforming.
 
     python bench/data_loader.py                 # defaults take about a minute on 2 cores
-    python bench/data_loader.py --clips 32 --videos 4
+    python bench/data_loader.py --clips 32 --videos 4 --sampling uniform
 
 Prints one `key: value` line per figure; `loader_over_raw_decode` should be >= 0.8.
 """
@@ -29,8 +33,8 @@ import av
 import numpy as np
 import torch
 
-from froster.data import VideoDataset, VideoItem, build_loader, read_clip, read_video_info
-from froster.data.sampling import train_clip_indices
+from froster.data import VideoDataset, VideoItem, build_loader, open_video, read_video_info
+from froster.data.sampling import ClipSpec, get_sampling, reference, train_clip_indices
 from froster.data.synthetic import write_video
 from froster.data.transforms import train_transform
 
@@ -57,12 +61,15 @@ def make_videos(folder: Path, count: int, width: int, height: int, seconds: floa
 
 
 def raw_clip(job) -> int:
-    """Plain PyAV: seek before the clip, decode forward, convert the wanted frames.
+    """Plain PyAV over one job: ("uniform", path, frame indices) or
+    ("reference", path, start_pts, end_pts, sampled positions over S).
 
     Single-threaded decoding and conversion, like the loader's workers, so that the
     ratio measures what the pipeline adds, not a thread setting.
     """
-    path, indices = job
+    if job[0] == "reference":
+        return raw_reference_window(*job[1:])
+    _, path, indices = job
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_count = 1  # as the loader's workers: the processes are the parallelism
@@ -76,6 +83,36 @@ def raw_clip(job) -> int:
             if i >= max(indices):
                 break
     return sum(out[i].shape[0] for i in indices)
+
+
+def raw_reference_window(path: str, start_pts: int, end_pts: int, span: float, num_frames: int) -> int:
+    """The reference's pyav_decode_stream + temporal_sampling, converting only the samples."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_count = 1
+        container.seek(max(start_pts - 1024, 0), backward=True, any_frame=False, stream=stream)
+        frames = {}
+        for frame in container.decode(stream):
+            if frame.pts < start_pts:
+                continue
+            frames[frame.pts] = frame
+            if frame.pts > end_pts:
+                break
+        ordered = [frames[pts] for pts in sorted(frames)]
+        positions = torch.linspace(0.0, span - 1, num_frames).clamp(0, len(ordered) - 1).long()
+        out = [ordered[i].to_ndarray(format="rgb24", threads=1) for i in positions.tolist()]
+    return sum(a.shape[0] for a in out)
+
+
+def reference_job(path: str, rng: random.Random, spec: ClipSpec) -> tuple:
+    """The window the reference rule decodes for a clip drawn with `rng` (path A)."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        fps, count, duration = float(stream.average_rate), stream.frames, stream.duration
+    size, span = reference.window_size(fps, spec), reference.clip_span(fps, spec)
+    start = rng.uniform(0, max(count - size, 0))
+    start_pts, end_pts = reference.window_pts(start, size, duration, count)
+    return "reference", path, start_pts, end_pts, span, spec.num_frames
 
 
 def time_raw(jobs, processes: int) -> float:
@@ -101,6 +138,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--fps", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3, help="alternating raw / loader passes")
+    p.add_argument("--sampling", choices=("reference", "uniform"), default="reference")
     p.add_argument("--out", help="also write the lines to this file")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -120,22 +158,27 @@ def main() -> None:
         seed = 0
         items = [VideoItem(paths[i % len(paths)], i % 10, i + 1) for i in range(args.clips)]
         dataset = VideoDataset(items, mode="train", size=args.size, short_side_range=(args.size, args.size * 8 // 7),
-                               seed=seed)
+                               seed=seed, sampling=args.sampling)
         infos = {path: read_video_info(path) for path in paths}
         # the clips the loader will draw: the dataset seeds each sample from (seed, epoch, index)
         jobs = []
         for index, item in enumerate(items):
             rng = random.Random(f"{seed}:0:{index}")
-            info = infos[item.path]
-            jobs.append((item.path, train_clip_indices(info.num_frames, info.fps, rng=rng)))
+            if args.sampling == "reference":
+                jobs.append(reference_job(item.path, rng, dataset.clip_spec))
+            else:
+                info = infos[item.path]
+                jobs.append(("uniform", item.path, train_clip_indices(info.num_frames, info.fps, rng=rng)))
+        report("sampling", args.sampling)
         report("clips", args.clips)
-        report("frames_per_clip", len(jobs[0][1]))
+        report("frames_per_clip", dataset.num_frames)
 
         def time_loader() -> float:
             loader = build_loader(dataset, args.batch_size, num_workers=args.workers, seed=seed, drop_last=False)
             start, seen = time.perf_counter(), 0
             for batch in loader:
-                assert batch["video"].shape[1:] == (8, 3, args.size, args.size) and not batch["failed"]
+                assert batch["video"].shape[1:] == (8, 3, args.size, args.size)
+                assert not batch["failed"] and not batch["fallback"]
                 seen += batch["video"].shape[0]
             return seen / (time.perf_counter() - start)
 
@@ -159,7 +202,8 @@ def main() -> None:
         for index, item in enumerate(items[:32]):
             rng = random.Random(f"{seed}:0:{index}")
             t0 = time.perf_counter()
-            frames, _, _ = read_clip(item.path, lambda info: train_clip_indices(info.num_frames, info.fps, rng=rng))
+            with open_video(item.path, apply_rotation=False) as video:
+                frames = get_sampling(args.sampling).train_clip(video, dataset.clip_spec, rng).frames
             t1 = time.perf_counter()
             train_transform(frames, rng, args.size, dataset.short_side_range)
             t2 = time.perf_counter()

@@ -21,6 +21,7 @@ def test_defaults_are_the_reference_recipe():
     assert (cfg.weight_decay, cfg.clip_grad, cfg.distill_weight, cfg.alpha) == (0.01, 1.0, 2.0, 0.1)
     assert (cfg.test_views, cfg.test_crops, cfg.average_from_epoch) == (3, 1, 2)
     assert cfg.shard_text is False and cfg.zero_shot is False
+    assert cfg.sampling == "reference" and cfg.apply_rotation is False  # the reference's decoder
 
 
 def test_unknown_key_lists_valid_keys_and_suggests_the_closest():
@@ -46,6 +47,7 @@ def test_unknown_key_in_yaml_names_the_file(tmp_path):
     ("distill=maybe", "expected true/false"),
     ("precision=fp8", "precision='fp8': expected one of auto, fp32, bf16, fp16"),
     ("temporal=lstm", "temporal"),
+    ("sampling=even", "sampling='even': expected one of reference, uniform"),
     ("batch_size=0", "batch_size must be at least 1"),
     ("lr", "not of the form key=value"),
 ])
@@ -90,8 +92,10 @@ def test_configs_cover_every_row_of_the_paper_tables():
     for dataset in ("k400", "hmdb", "ucf", "ssv2"):
         for row in ("", "_open_vclip", "_vificlip", "_frozen_clip"):
             assert f"b2n_{dataset}{row}" in names
-    for row in ("", "_open_vclip", "_frozen_clip", "_finetune_mean", "_froster_mean"):
+    for row in ("", "_open_vclip", "_frozen_clip"):
         assert f"cross_k400{row}" in names
+    for backbone in ("mean", "aim", "st_adapter", "adaptformer", "actionclip"):  # Table 3
+        assert {f"cross_k400_{backbone}", f"cross_k400_{backbone}_finetune"} <= names
     cross = load_config(CONFIGS[0].parent / "cross_k400.yaml")
     assert (cross.epochs, cross.batch_size) == (22, 64)
     assert load_config(CONFIGS[0].parent / "b2n_ucf.yaml").batch_size == 64

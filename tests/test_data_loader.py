@@ -96,7 +96,9 @@ def test_eval_sees_every_video_once_and_lists_failures(videos, world_size):
         for batch in run_epoch(loader, log):
             assert batch["video"].shape[1:] == (2, 2, 3, 16, 16)
             for v, i in zip(batch["video"], batch["index"].tolist()):
-                assert [read_frame_index(f) for f in v[0]] == [0, 7]  # first view: 2 frames over 8
+                # first view, the reference's rule: a window of ceil(4 * 1 / 30 * 30) = 4
+                # frames plus the frame after it; samples linspace(0, 7, 2) clamped to 4
+                assert [read_frame_index(f) for f in v[0]] == [0, 4]
             indices += batch["index"].tolist()
             failed_index += batch["failed_index"]
     assert sorted(indices + failed_index) == list(range(len(videos)))  # each exactly once

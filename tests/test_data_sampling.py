@@ -70,7 +70,8 @@ def frame_indices(video):
 def test_test_dataset_returns_the_views(video60):
     # 4 frames x stride 8 at 30 fps = 64 source frames at 60 fps; starts 0, 68, 136
     ds = VideoDataset([VideoItem(video60, 3, 1)], mode="test", num_frames=4, sampling_rate=8,
-                      target_fps=30, num_views=3, num_crops=3, size=16, short_side_range=(16, 20))
+                      target_fps=30, num_views=3, num_crops=3, size=16, short_side_range=(16, 20),
+                      sampling="uniform")
     sample = ds[0]
     assert sample["video"].shape == (9, 4, 3, 16, 16) and sample["video"].dtype == torch.uint8
     assert sample["label"] == 3 and sample["failed"] == []
@@ -83,7 +84,8 @@ def test_test_dataset_returns_the_views(video60):
 @pytest.mark.parametrize("stride, target_fps", [(2, 30), (8, 30), (4, 15)])
 def test_train_dataset_returns_the_clip(video60, stride, target_fps):
     ds = VideoDataset([VideoItem(video60, 0, 1)], mode="train", num_frames=4, sampling_rate=stride,
-                      target_fps=target_fps, size=16, short_side_range=(16, 24), seed=5)
+                      target_fps=target_fps, size=16, short_side_range=(16, 24), seed=5,
+                      sampling="uniform")
     for epoch in (0, 1):
         ds.set_epoch(epoch)
         sample = ds[0]
@@ -109,7 +111,7 @@ def test_train_crop_and_flip_on_known_pixels():
         row = out[0, 0, 0].tolist()
         flipped = row[0] > row[-1]
         x0 = row[-1] if flipped else row[0]
-        assert 0 <= x0 <= 8
+        assert 0 <= x0 < 8  # the reference draws in [0, 40 - 32): 8 is never drawn
         expected = list(range(x0, x0 + 32))
         assert row == (expected[::-1] if flipped else expected)
         assert (out == out[:1, :1, :1]).all(dim=2).all()  # every row and channel the same
@@ -119,6 +121,45 @@ def test_train_crop_and_flip_on_known_pixels():
                train_transform(ramp(), random.Random(s), 32, (32, 32), flip=False)[0, 0, 0, -1]
                for s in range(10)]
     assert all(no_flip)
+
+
+def test_train_crop_offset_bounds_as_the_reference():
+    # numpy's randint(0, side - size) in the reference: 0 .. side - size - 1, never side - size
+    xs, ys = set(), set()
+    tall = ramp(h=32, w=40).transpose(1, 2).contiguous()  # (2, 40, 32, 3): value = row
+    for seed in range(300):
+        out = train_transform(ramp(h=32, w=40), random.Random(seed), 32, (32, 32), flip=False)
+        xs.add(out[0, 0, 0, 0].item())
+        out = train_transform(tall, random.Random(seed), 32, (32, 32), flip=False)
+        ys.add(out[0, 0, 0, 0].item())
+    assert xs == ys == set(range(8))  # reaches 0 and side - size - 1
+    square = train_transform(ramp(h=32, w=32), random.Random(0), 32, (32, 32), flip=False)
+    assert square[0, 0, 0].tolist() == list(range(32))  # side == size: offset 0
+
+
+def test_short_side_already_at_size_is_not_resized():
+    # floor(53 / 19 * 19) == 52: the formula would drop a column; the reference skips the resize
+    video = ramp(h=19, w=53).permute(0, 3, 1, 2)
+    assert short_side_resize(video, 19) is video
+    assert short_side_resize(video, 20).shape[-2:] == (20, math.floor(53 / 19 * 20))
+
+
+def test_uint8_resize_is_within_one_grey_level_of_the_reference_float_resize(shared_dir):
+    # the reference resizes normalised floats; froster resizes uint8 and normalises after
+    import torch.nn.functional as F
+
+    from froster.data import decode_frames
+
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    frames = decode_frames(shared_dir / "videos" / "yoga.mp4", [0, 150, 299]).permute(0, 3, 1, 2)
+    for short in (224, 250):
+        size = (short, math.floor(frames.shape[-1] / frames.shape[-2] * short))
+        float_first = F.interpolate((frames.float() / 255 - m) / s, size=size, mode="bilinear",
+                                    align_corners=False)
+        ours = normalize(short_side_resize(frames, short), mean, std)
+        grey = ((float_first - ours) * s * 255).abs()
+        assert grey.max() < 1.01 and 0.1 < grey.mean() < 0.35
 
 
 def test_train_transform_takes_a_torch_generator():

@@ -138,6 +138,9 @@ def test_keep_epochs_keeps_exactly_what_it_says(data, tmp_path, keep, average_fr
     assert sorted(p.name for p in (tmp_path / "eval").glob("epoch_*")) == \
         [f"epoch_{e:03d}" for e in reports]
     assert (tmp_path / "average").is_dir() == (average_from > 0)
+    for e in reports:  # an evaluation's record names the epoch's export only when it was kept
+        record = json.loads((tmp_path / f"eval/epoch_{e:03d}/metrics.json").read_text())["record"]
+        assert ("checkpoint" in record["files"]) == (e in exports), (e, record["files"])
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["name"] for r in log if r["kind"] == "eval" and r["name"].startswith("epoch")] == \
         [f"epoch_{e:03d}" for e in range(1, EPOCHS + 1)]  # every epoch's figures stay in the log

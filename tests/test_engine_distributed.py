@@ -52,18 +52,24 @@ SETTINGS = {"epochs": 2, "average_from_epoch": 1, "keep_epochs": "all", "batch_s
 
 @pytest.mark.slow
 def test_two_process_gloo_run_matches_one_process(tmp_path):
+    two_processes_match_one(tmp_path, SETTINGS)
+
+
+def two_processes_match_one(tmp_path, settings):
+    """Run `settings` over 2 gloo processes (plain and sharded text) and in one process;
+    the same weights and metrics (also used by the backbone tests)."""
     data = tiny_dataset(tmp_path / "data", per_class=4)  # 12 videos: 3 steps of 4 per epoch
     script = tmp_path / "ddp_run.py"
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), json.dumps(data), str(tmp_path), json.dumps(SETTINGS)],
+         str(script), json.dumps(data), str(tmp_path), json.dumps(settings)],
         capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
 
     torch.set_num_threads(1)
-    cfg = tiny_config(data, tmp_path / "single", **SETTINGS)
+    cfg = tiny_config(data, tmp_path / "single", **settings)
     single = Trainer(cfg, DistInfo())
     single.run()
     single_metrics = single.evaluate(single.student, "final")

@@ -30,7 +30,7 @@ def args(data, output_dir, **overrides):
     return [f"{k}={v}" for k, v in values.items()]
 
 
-def test_train_average_eval_through_the_cli(data, tmp_path, capsys):
+def test_train_average_eval_through_the_cli(data, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["train", *args(data, run, eval_every=3, average_from_epoch=0,
                                 keep_epochs="all")]) == 0
@@ -72,6 +72,15 @@ def test_train_average_eval_through_the_cli(data, tmp_path, capsys):
     rows = (run / "average/eval/confusion.csv").read_text().splitlines()
     assert len(rows) == 4 and sum(int(x) for r in rows[1:] for x in r.split(",")[1:]) == 9
     assert report["top1"] >= 60  # the class colours are easy: training has to learn them
+
+    # --sampling is the sampling= override
+    import froster.engine.evaluate as evaluate_module
+    seen, real = [], evaluate_module.evaluate_checkpoint
+    monkeypatch.setattr(evaluate_module, "evaluate_checkpoint", lambda student, tok, cfg, *a, **k:
+                        seen.append(cfg) or real(student, tok, cfg, *a, **k))
+    assert main(["eval", "--checkpoint", str(run / "average"), "--sampling", "uniform",
+                 "--output", str(tmp_path / "uniform")]) == 0
+    assert [cfg.sampling for cfg in seen] == ["uniform"] and saved.sampling == "reference"
 
     # the averaged checkpoint loads like any other (prediction uses the same loader)
     student, _, config = load_student(run / "average")
@@ -206,6 +215,7 @@ def test_mixed_precision_on_cpu(data, tmp_path, capsys):
     cfg = tiny_config(data, tmp_path, epochs=1, average_from_epoch=0, precision="bf16", eval_every=1)
     trainer = Trainer(cfg, DistInfo())
     assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    assert trainer.eval_dtype is None  # evaluation during training: fp32, as the reference tests
     result = trainer.run()
     assert result["eval"]["evaluated"] == 9
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
@@ -228,6 +238,35 @@ def test_bad_training_videos_are_skipped_and_reported(data, tmp_path, capsys):
     records = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     [epoch] = [r for r in records if r["kind"] == "epoch"]
     assert epoch["failed_videos"] == 1 and epoch["steps_per_second"] > 0
+    record = json.loads((tmp_path / "run/record.json").read_text())
+    assert record["videos"]["train"] == 12 and record["videos"]["train_failed"] == 1
+    assert "broken.mp4" in (tmp_path / "run" / record["videos"]["failed_file"]).read_text()
+
+
+def test_videos_sampled_with_a_fallback_are_counted(data, tmp_path, capsys):
+    # a fragmented MP4: a duration but no frame count, where the reference divides by it
+    from _engine_data import class_frame
+
+    from froster.data.synthetic import write_video
+
+    frag = write_video(tmp_path / "frag.mp4", 30, width=40, height=32, frame=class_frame(0),
+                       options={"crf": "10"}, container_options={"movflags": "frag_keyframe+empty_moov"})
+    entries = [line.rsplit(",", 1) for line in open(data["train_list"]).read().splitlines()]
+    listed = write_list(tmp_path / "list.csv", [(p, int(y)) for p, y in entries] + [(frag, 0)] * 3)
+    cfg = tiny_config(data, tmp_path / "run", epochs=1, average_from_epoch=0, eval_every=1,
+                      train_list=str(listed), val_list=str(listed))
+    train(cfg, DistInfo())
+    out = capsys.readouterr().out
+    assert "1 video sampled with a fallback:" in out
+    assert f"{frag}: the header gives a duration but no frame count" in out
+    records = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    [epoch] = [r for r in records if r["kind"] == "epoch"]
+    [evaluation] = [r for r in records if r["kind"] == "eval"]
+    assert epoch["fallback_videos"] == 1 and epoch["failed_videos"] == 0
+    assert evaluation["fallback"] == 1 and evaluation["evaluated"] == 12
+    report = json.loads((tmp_path / "run/eval/epoch_001/metrics.json").read_text())
+    assert report["fallback_videos"] == [f"{frag}: the header gives a duration but no frame count"]
+    assert "1 sampled with a fallback" in out  # the eval line
 
 
 def test_teacher_precision_option(data, tmp_path):

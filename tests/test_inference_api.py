@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from froster.checkpoint import StudentSpec, build_student, export_student
-from froster.data import VideoDataset, decode_frames, normalize, read_video_info, test_view_indices
+from froster.data import ClipSpec, VideoDataset, normalize, open_video
+from froster.data.sampling import reference
 from froster.data.annotations import VideoItem
 from froster.data.decode import VideoDecodeError
 from froster.inference.api import Recognizer, find_videos
@@ -42,6 +43,13 @@ def recognizer(checkpoint, tmp_path):
 @pytest.fixture
 def videos(shared_dir):
     return shared_dir / "videos"
+
+
+def view_frames(path):
+    """A file's 3 test views as the reference sampler decodes them, uint8 (3, 8, H, W, 3)."""
+    with open_video(path) as video:
+        frames = reference.test_views(video, ClipSpec()).frames
+    return frames.view(3, 8, *frames.shape[1:])
 
 
 def direct_logits(recognizer, path, labels):
@@ -112,9 +120,7 @@ def test_classify_ranks_labels_with_probabilities_summing_to_one(recognizer, vid
 
 def test_frame_tensor_input_matches_the_file(recognizer, videos):
     path = videos / "making_a_cake.mp4"  # portrait: resize + centre crop on the long side
-    info = read_video_info(path)
-    views = test_view_indices(info.num_frames, info.fps, 8, 16, 30, 3)
-    frames = torch.stack([decode_frames(path, v) for v in views])  # (3, 8, H, W, 3) uint8
+    frames = view_frames(path)  # (3, 8, H, W, 3) uint8
     assert torch.allclose(recognizer.logits(frames, LABELS), recognizer.logits(path, LABELS), atol=1e-5)
     one_view = recognizer.logits(frames[1], LABELS)  # a single clip (T, H, W, 3) works too
     assert one_view.shape == (len(LABELS),)
@@ -190,9 +196,7 @@ def test_embed_videos_and_texts(recognizer, videos):
         direct = recognizer.model.encode_text(recognizer.tokenizer(["a person doing yoga"]))
     assert torch.allclose(texts[0], direct[0], atol=1e-5)
     # a frame tensor gives the same embedding as its file
-    info = read_video_info(paths[0])
-    frames = torch.stack([decode_frames(paths[0], v) for v in
-                          test_view_indices(info.num_frames, info.fps, 8, 16, 30, 3)])
+    frames = view_frames(paths[0])
     mixed = recognizer.embed_videos([frames, paths[1]])
     assert torch.allclose(mixed, embeddings[:2], atol=1e-5)
 
@@ -298,3 +302,47 @@ def test_search_index_is_rebuilt_for_another_model(recognizer, folder, tmp_path)
     recognizer.num_views = 1  # other views: other embeddings
     _, report = search_folder(recognizer, folder, "yoga")
     assert report.added == 9
+
+
+def test_prompt_form_of_plain_labels(checkpoint, tmp_path):
+    """Plain labels: the reference's prompts by default, clean ones on request; each form is
+    its own cache entry; a label with a description is the same in both forms."""
+    reference = Recognizer.from_checkpoint(checkpoint, device="cpu", cache_dir=tmp_path)
+    clean = Recognizer.from_checkpoint(checkpoint, device="cpu", cache_dir=tmp_path,
+                                       clean_prompts=True)
+    assert not reference.clean_prompts and clean.clean_prompts
+    for rec, form in ((reference, False), (clean, True)):
+        bank = PromptBank(["juggling"], rec.tokenizer, clean=form)
+        assert bank.prompts(0) == ["a photo of juggling." + ("" if form else " juggling")]
+        with torch.no_grad():
+            expected = rec.model.encode_classes(bank.stacked(bank.all_templates()))
+        assert torch.allclose(rec.label_embeddings(["juggling"]), expected, atol=1e-6)
+    assert clean.text_tower_calls == 1  # not served the reference form's cache entry
+    assert not torch.allclose(reference.label_embeddings(["juggling"]),
+                              clean.label_embeddings(["juggling"]), atol=1e-4)
+    described = [LABELS[1]]
+    assert torch.allclose(reference.label_embeddings(described), clean.label_embeddings(described),
+                          atol=1e-6)
+
+
+def test_checkpoint_trained_with_clean_prompts_predicts_with_them(tmp_path):
+    torch.manual_seed(0)
+    spec = StudentSpec(model="froster-tiny", pretrained=None)
+    student, _ = build_student(spec)
+    export_student(student, spec, tmp_path / "ckpt", {"config": {"clean_prompts": True}})
+    assert Recognizer.from_checkpoint(tmp_path / "ckpt", device="cpu", use_cache=False).clean_prompts
+    assert not Recognizer.from_checkpoint(tmp_path / "ckpt", device="cpu", use_cache=False,
+                                          clean_prompts=False).clean_prompts
+
+
+def test_precision_is_fp32_by_default_and_bf16_is_close(checkpoint, videos, tmp_path):
+    fp32 = Recognizer.from_checkpoint(checkpoint, device="cpu", use_cache=False, num_workers=0)
+    assert fp32.precision == "fp32" and fp32.dtype is None
+    bf16 = Recognizer.from_checkpoint(checkpoint, device="cpu", use_cache=False, num_workers=0,
+                                      precision="bf16")
+    a = fp32.logits(videos / "yoga.mp4", LABELS)
+    b = bf16.logits(videos / "yoga.mp4", LABELS)
+    assert a.dtype == b.dtype == torch.float32
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=0.5)
+    with pytest.raises(ValueError, match="precision=fp16 is for CUDA"):
+        Recognizer.from_checkpoint(checkpoint, device="cpu", precision="fp16")

@@ -1,10 +1,13 @@
 """The student alone, exported for inference: `model.safetensors` + `config.json` in a
-folder. The teacher and the projectors are training-only and never exported."""
+folder. The teacher and the projectors are training-only and never exported by training
+(`froster import` keeps a foreign file's heads beside it, in projectors.safetensors, for
+`train init=`). Other projects' checkpoint files are read through froster.interop."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from .model import VideoCLIP
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+PROJECTORS_FILE = "projectors.safetensors"  # FROSTER's heads, when imported with them
 
 
 @dataclass
@@ -72,31 +76,102 @@ def export_student(student: VideoCLIP, spec: StudentSpec, folder: str | os.PathL
     return write_checkpoint(folder, state, student_config(student, spec, extra))
 
 
-def load_student(path: str | os.PathLike, device="cpu"):
-    """(VideoCLIP, tokenizer, config dict) from an exported folder (or its config/weights file)."""
+def froster_folder(path: str | os.PathLike) -> Path | None:
+    """The export folder `path` names (the folder, or its config/weights file), else None."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.name in (CONFIG_FILE, WEIGHTS_FILE, PROJECTORS_FILE):
+        return path.parent
+    return None
+
+
+def read_student(path: str | os.PathLike, trust_pickle: bool = False, **options):
+    """An `ImportedStudent` (spec, weights, heads, recorded config) from an export folder
+    or, through froster.interop, from another project's checkpoint file."""
     from safetensors.torch import load_file
 
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
+    from .interop.imported import ImportedStudent
+
+    folder = froster_folder(path)
+    if folder is None:
+        from .interop import read_checkpoint
+        return read_checkpoint(path, trust_pickle=trust_pickle, **options)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     for needed in (config_path, weights_path):
         if not needed.is_file():
             raise FileNotFoundError(
                 f"{needed} not found: a froster checkpoint is a folder with {CONFIG_FILE} and "
-                f"{WEIGHTS_FILE} (made by `froster train`, `froster average` or `froster export`)")
+                f"{WEIGHTS_FILE} (made by `froster train`, `froster average`, `froster export` "
+                f"or `froster import`)")
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{config_path} is not valid JSON: {err}") from None
     spec = StudentSpec.from_dict(config)
     spec.pretrained = None  # the weights come from the checkpoint, not a download
+    heads = load_file(str(folder / PROJECTORS_FILE)) if (folder / PROJECTORS_FILE).is_file() else None
+    extra = config.get("extra") or {}
+    return ImportedStudent(spec=spec, weights=load_file(str(weights_path)), heads=heads,
+                           kind="froster checkpoint", source=str(weights_path), format="froster",
+                           config=extra.get("config") or {}, saved=config)
+
+
+def build_imported(imported, device="cpu"):
+    """(VideoCLIP, tokenizer) with the weights of an `ImportedStudent`."""
+    spec = StudentSpec(**{**asdict(imported.spec), "pretrained": None})
     student, tokenizer = build_student(spec)
-    state = load_file(str(weights_path))
-    result = student.clip.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{weights_path} does not fit {spec.model}: missing "
-                         f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}")
-    return student.to(device).eval(), tokenizer, config
+    result = student.clip.load_state_dict(imported.weights, strict=False)
+    missing = [k for k in result.missing_keys if k != "logit_bias"]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"{imported.source} does not fit {spec.model} with temporal="
+                         f"{spec.temporal}: {len(missing)} missing weights (e.g. {missing[:3]}), "
+                         f"{len(result.unexpected_keys)} unexpected (e.g. "
+                         f"{result.unexpected_keys[:3]})")
+    return student.to(device).eval(), tokenizer
+
+
+def load_student(path: str | os.PathLike, device="cpu", trust_pickle: bool = False,
+                 announce: bool = True, **options):
+    """(VideoCLIP, tokenizer, config dict) from an export folder (or its config/weights
+    file), or from another project's checkpoint file (FROSTER reference / Open-VCLIP /
+    ViFi-CLIP, froster's last.pt), whose kind is then said in one line on stderr.
+
+    Files are read with `torch.load(weights_only=True)`; `trust_pickle` allows a file that
+    needs full unpickling (only for files from a trusted source)."""
+    imported = read_student(path, trust_pickle=trust_pickle, **options)
+    student, tokenizer = build_imported(imported, device)
+    if imported.saved is not None:
+        return student, tokenizer, imported.saved
+    if announce and _is_main_process():
+        print(f"froster: {path}: {imported.describe()}", file=sys.stderr)
+        for warning in imported.warnings:
+            print(f"froster: warning: {warning}", file=sys.stderr)
+    config = asdict(imported.spec) | {"quick_gelu": uses_quick_gelu(student),
+                                      "extra": {"config": imported.config,
+                                                "source": imported.record()}}
+    return student, tokenizer, config
+
+
+def export_imported(imported, folder: str | os.PathLike, student=None) -> Path:
+    """An `ImportedStudent` as an export folder (+ projectors.safetensors when it has heads)."""
+    from safetensors.torch import save_file
+
+    student = student if student is not None else build_imported(imported)[0]
+    folder = export_student(student, imported.spec, folder,
+                            {"config": imported.config,
+                             "source": imported.record(heads_used=bool(imported.heads))})
+    target = folder / PROJECTORS_FILE
+    if imported.heads:
+        heads = {k: v.detach().contiguous().cpu() for k, v in imported.heads.items()}
+        _atomic(target, lambda p: save_file(heads, p))
+    elif target.exists():
+        target.unlink()
+    return folder
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _atomic(target: Path, write) -> None:

@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "froster.engine.commands",     # train, eval, average, export, benchmark
     "froster.inference.commands",  # predict, search
     "froster.demo.commands",       # demo
+    "froster.interop.commands",    # import
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,35 @@ def create_clip(model: str, pretrained: str | None = None, quick_gelu: bool | No
     return clip.to(device).eval(), tokenizer
 
 
+def resolve_quick_gelu(model: str, pretrained: str | None, quick_gelu: bool | None,
+                       source: str = "the config") -> bool:
+    """Whether a CLIP built as `create_clip(model, pretrained, quick_gelu)` uses QuickGELU,
+    without loading it: `quick_gelu=None` means "as the weights say" (OpenAI's do)."""
+    if quick_gelu is not None:
+        return bool(quick_gelu)
+    if pretrained in _NO_WEIGHTS:
+        return False
+    if _looks_like_path(pretrained):
+        if not os.path.isfile(pretrained):
+            raise ValueError(f"{source}: cannot tell whether its CLIP uses QuickGELU: it was built "
+                             f"from {pretrained} (quick_gelu unset), which is not here; pass "
+                             f"quick_gelu=true (OpenAI weights) or false")
+        return is_torchscript_archive(pretrained)
+    try:
+        return bool(open_clip.get_pretrained_cfg(model, pretrained).get("quick_gelu", False))
+    except Exception:  # noqa: BLE001 - an unknown tag: open_clip's own default
+        return False
+
+
+def is_torchscript_archive(path: str | os.PathLike) -> bool:
+    """OpenAI's released CLIP `.pt` files are TorchScript archives (code + constants)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def preprocess_config(clip) -> dict:
     """Input size, mean and std the CLIP was trained with."""
     cfg = open_clip.get_model_preprocess_cfg(clip)
@@ -77,13 +107,16 @@ def read_clip_weights(path: str | os.PathLike) -> tuple[dict, bool]:
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
         return _clean(load_file(path)), False
-    try:  # OpenAI's released .pt files are TorchScript archives
-        archive = torch.jit.load(path, map_location="cpu")
-        state_dict = {k: v for k, v in archive.state_dict().items()
-                      if k not in ("input_resolution", "context_length", "vocab_size", "attn_mask")}
-        return _clean(state_dict), True
-    except (RuntimeError, ValueError):
-        pass
+    if is_torchscript_archive(path):  # OpenAI's released .pt files are TorchScript archives
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
+                archive = torch.jit.load(path, map_location="cpu")
+            state_dict = {k: v for k, v in archive.state_dict().items() if k not in
+                          ("input_resolution", "context_length", "vocab_size", "attn_mask")}
+            return _clean(state_dict), True
+        except (RuntimeError, ValueError):
+            pass
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling problem is reported the same way
@@ -122,20 +155,43 @@ def _load_into(clip, state_dict: dict, path: str, model: str) -> None:
 
 
 def _from_tag(model: str, tag: str, quick_gelu: bool | None):
+    from . import offline
+
     tags = open_clip.list_pretrained_tags_by_model(model)
     if tag not in tags:
         raise WeightsUnavailableError(
             f"{tag!r} is neither a file nor an open_clip pretrained tag of {model} "
             f"(tags: {', '.join(tags) or 'none'})")
+    tag_cfg = open_clip.get_pretrained_cfg(model, tag)
+    if quick_gelu is None:  # open_clip 3 only warns when the tag needs QuickGELU
+        quick_gelu = tag_cfg.get("quick_gelu", False)
+    local_file = (f"pretrained=/path/to/{model}.pt (an OpenAI .pt archive, an open_clip state "
+                  f"dict or a .safetensors file; --pretrained FILE on the command line)")
+    if offline.cached(tag_cfg):
+        try:  # no server calls, so no minute of retries on a machine without network
+            with offline.hub_offline():
+                return _create_tagged(model, tag, quick_gelu)
+        except Exception:  # noqa: BLE001 - an incomplete cache: fetch as usual below
+            pass
+    else:
+        server = offline.server_of(tag_cfg)
+        reason = offline.unreachable(server)
+        if reason:
+            raise WeightsUnavailableError(
+                f"the {model} weights tagged {tag!r} are not on this machine and need a download "
+                f"from {server}, which cannot be reached ({reason}). Download them where there "
+                f"is a network (open_clip keeps them in its cache), or pass a local file "
+                f"instead: {local_file}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if quick_gelu is None:  # open_clip 3 only warns when the tag needs QuickGELU
-                quick_gelu = open_clip.get_pretrained_cfg(model, tag).get("quick_gelu", False)
-            return open_clip.create_model(model, pretrained=tag, force_quick_gelu=quick_gelu)
+        return _create_tagged(model, tag, quick_gelu)
     except Exception as err:  # noqa: BLE001 - download errors come in many types
         raise WeightsUnavailableError(
             f"could not get the {model} weights tagged {tag!r} through open_clip ({err}). "
             f"Without network access, download them on another machine and pass the local "
-            f"file instead: pretrained=/path/to/{model}.pt (an OpenAI .pt archive, an "
-            f"open_clip state dict or a .safetensors file).") from None
+            f"file instead: {local_file}") from None
+
+
+def _create_tagged(model: str, tag: str, quick_gelu: bool):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return open_clip.create_model(model, pretrained=tag, force_quick_gelu=quick_gelu)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from . import backbones
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -26,13 +28,16 @@ class Config:
     model: str = "ViT-B-16"                # open_clip architecture
     pretrained: str | None = "openai"      # open_clip tag, local weights file, or none
     quick_gelu: bool | None = None         # None: decided by the weights
-    temporal: str = "neighbor"             # neighbor (VCLIP) | mean (per-frame CLIP)
+    temporal: str = "neighbor"             # neighbor (VCLIP) | mean | aim | st_adapter | adaptformer | actionclip (froster.backbones)
     neighbor_padding: str = "zeros"        # zeros (reference quirk) | masked
+    train_params: str = "all"              # all (the reference) | added: only the backbone's new modules, logit_scale and the FROSTER heads
+    added_lr_scale: float = 1.0            # learning-rate multiplier of the backbone's new modules (1.0 as the reference)
     # method
     distill: bool = True                   # false: plain fine-tuning baseline
     distill_weight: float = 2.0
     alpha: float = 0.1
     templates: str = ""                    # "": the reference's 28 templates + bare; else a file, one template per line
+    clean_prompts: bool = False            # true: no " " + name after a templated prompt for a plain class name (the reference appends it)
     zero_shot: bool = False                # frozen CLIP baseline: no training, evaluation only
     shard_text: bool = False               # under DDP each rank encodes a share of the classes
     # data
@@ -46,6 +51,8 @@ class Config:
     target_fps: float = 30.0
     test_views: int = 3
     test_crops: int = 1
+    sampling: str = "reference"            # reference (the reference decoder's frames) | uniform (even over the whole clip)
+    apply_rotation: bool = False           # rotate frames by the display-rotation metadata (the reference ignores it)
     num_workers: int = 4
     flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
     # optimisation
@@ -58,8 +65,10 @@ class Config:
     min_lr: float = 3.33e-8
     cosine_after_warmup: bool = True       # as FROSTER's configs (COSINE_AFTER_WARMUP: True)
     weight_decay: float = 0.01
+    logit_scale_decay: bool = True         # the reference decays the 0-D logit_scale too; false exempts it
     clip_grad: float = 1.0                 # 0: no clipping
     precision: str = "auto"                # auto: fp16 on CUDA (as the reference), fp32 on CPU
+    eval_precision: str = "fp32"           # testing (eval, benchmark, evaluation in training): fp32 as the reference; bf16 | fp16 for speed
     grad_checkpointing: bool = False
     teacher_precision: str = "fp32"        # fp32 | bf16 | fp16: run the frozen teacher in reduced precision
     compile: bool = False                  # torch.compile both towers (falls back to eager if it fails)
@@ -68,6 +77,8 @@ class Config:
     device: str = "auto"                   # auto | cpu | cuda | cuda:N
     output_dir: str = "runs/froster"
     resume: str = ""                       # "" | latest | path to a training checkpoint
+    init: str = ""                         # start from this student: a checkpoint folder or another project's file (e.g. the reference's swa_2_22.pth)
+    trust_pickle: bool = False             # allow an init file that needs full unpickling (trusted sources only)
     eval_every: int = 0                    # evaluate on val_list every N epochs (0: never)
     eval_batch_size: int = 4               # videos per rank per evaluation batch
     average_from_epoch: int = 2            # average epochs >= this at the end (0: no averaging)
@@ -197,8 +208,11 @@ def validate(cfg: Config) -> None:
 
     choice("precision", PRECISIONS)
     choice("teacher_precision", ("fp32", "bf16", "fp16"))
-    choice("temporal", ("neighbor", "mean"))
+    choice("eval_precision", ("fp32", "bf16", "fp16"))
+    choice("temporal", backbones.names())
+    choice("train_params", ("all", "added"))
     choice("neighbor_padding", ("zeros", "masked"))
+    choice("sampling", ("reference", "uniform"))
     for key in ("num_frames", "sampling_rate", "test_views", "batch_size", "grad_accum",
                 "eval_batch_size", "log_every"):
         if getattr(cfg, key) < 1:
@@ -209,6 +223,8 @@ def validate(cfg: Config) -> None:
     if not (cfg.keep_epochs in ("all", "none") or cfg.keep_epochs.isdigit()):
         raise ValueError(f"keep_epochs={cfg.keep_epochs!r}: expected all, none or a number of "
                          "epochs (the last N exports are kept)")
+    if cfg.added_lr_scale <= 0:
+        raise ValueError(f"added_lr_scale must be positive, got {cfg.added_lr_scale}")
     if cfg.test_crops not in (1, 3):
         raise ValueError(f"test_crops must be 1 or 3, got {cfg.test_crops}")
 

@@ -3,7 +3,6 @@ projectors and the loss. The projectors serve training only; inference uses the 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -108,6 +107,10 @@ class Froster(nn.Module):
     """Student + residual projectors (+ the frozen teacher, held outside the module tree).
 
     `distill=False` gives the plain fine-tuning baseline: CE only, no teacher, no heads.
+    The teacher is the plain CLIP whatever the student's backbone: `teacher_clip`, or by
+    default a copy of the student's CLIP without the backbone's added modules. Whatever
+    the backbone, the visual distillation compares the student's per-frame embeddings
+    (for `actionclip`, its fused per-frame outputs) with the teacher's frames.
     """
 
     def __init__(self, student: VideoCLIP, teacher_clip: nn.Module | None = None,
@@ -119,9 +122,10 @@ class Froster(nn.Module):
         self.distill_weight = distill_weight
         self.text_sharding = text_sharding  # under DDP: each rank encodes its share of classes
         self._teacher = None
+        self._frozen_classes: dict[tuple, torch.Tensor] = {}
         if distill:
             if teacher_clip is None:
-                teacher_clip = copy.deepcopy(student.clip)
+                teacher_clip = student.plain_clip()
             dim = student.embed_dim
             self.projector_v = ResidualProjector(dim, alpha)
             self.projector_t = ResidualProjector(dim, alpha)
@@ -133,18 +137,31 @@ class Froster(nn.Module):
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
+        self._frozen_classes.clear()
         if self._teacher is not None:
             self._teacher._apply(fn)
         return self
 
+    def class_embeddings(self, bank: PromptBank, template_indices, device) -> torch.Tensor:
+        """(C, D) student classifier of this step's prompts. With the text tower frozen
+        (`train_params: added`) it is a constant of the prompts: computed once without a
+        graph and reused."""
+        if self.student.text_trainable:
+            tokens = bank.stacked(template_indices).to(device)
+            return sharded_encode_classes(self.student, tokens) if self.text_sharding \
+                else self.student.encode_classes(tokens)
+        key = (bank.key, tuple(template_indices))
+        if key not in self._frozen_classes:
+            with torch.no_grad():
+                tokens = bank.stacked(template_indices).to(device)
+                self._frozen_classes[key] = self.student.encode_classes(tokens)
+        return self._frozen_classes[key]
+
     def forward(self, video: torch.Tensor, labels: torch.Tensor, bank: PromptBank,
                 template_indices) -> LossTerms:
         """One training step's loss. `video`: normalised (B, T, 3, H, W) frames."""
-        device = video.device
         frames = self.student.encode_frames(video)
-        tokens = bank.stacked(template_indices).to(device)
-        classes = sharded_encode_classes(self.student, tokens) if self.text_sharding \
-            else self.student.encode_classes(tokens)
+        classes = self.class_embeddings(bank, template_indices, video.device)
         logits = self.student.logits(frames, classes)
         ce = F.cross_entropy(logits, labels)
         zero = ce.new_zeros(())

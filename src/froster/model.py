@@ -1,53 +1,62 @@
-"""The video student: a CLIP whose visual tower encodes each frame, optionally with
-VCLIP's neighbour-frame attention, and whose text tower builds the class classifier."""
+"""The video student: a CLIP whose visual tower encodes a clip through one of the video
+backbones of `froster.backbones` (VCLIP's neighbour-frame attention by default), and whose
+text tower builds the class classifier."""
 
 from __future__ import annotations
 
+import copy
 from functools import partial
+from typing import Callable
 
 import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import backbones
 from .compile import compile_or_eager
-from .temporal import causal_attention, neighbor_attention, plain_attention, run_blocks
+from .temporal import causal_attention, default_kernel, residual_block, run_blocks
 
-TEMPORAL_MODES = ("neighbor", "mean")
+TEMPORAL_MODES = backbones.names()
+TRAIN_PARAMS = ("all", "added")
 
 
 class VideoCLIP(nn.Module):
-    """Per-frame CLIP ViT with temporal modelling chosen by name; no new parameters.
+    """A CLIP ViT run on video by the backbone named `temporal` (`froster.backbones`):
 
     - ``neighbor`` (VCLIP, the paper's default): every attention layer lets frame t attend
       to frames t+1, t-1 and t. ``neighbor_padding="zeros"`` keeps the reference's zero
       keys/values for the missing neighbour at the clip ends; ``"masked"`` masks them.
     - ``mean``: frames encoded independently (the fine-tuned CLIP baseline).
+    - ``aim``, ``st_adapter``, ``adaptformer``, ``actionclip``: the other video models of
+      the paper's Table 3; their new modules are added to `clip` (zero-initialised
+      adapters start as plain CLIP). See docs/backbones.md.
     Logits are computed per frame and averaged over time.
     """
 
     def __init__(self, clip: nn.Module, temporal: str = "neighbor",
                  neighbor_padding: str = "zeros", trim_text: bool = True, fused_attention: bool = True):
         super().__init__()
-        if temporal not in TEMPORAL_MODES:
-            raise ValueError(f"temporal must be one of {TEMPORAL_MODES}, not {temporal!r}")
+        self.backbone = backbones.get(temporal)(neighbor_padding=neighbor_padding)
         self.clip = clip
         self.temporal = temporal
         self.neighbor_padding = neighbor_padding
         self.trim_text = trim_text
         self.fused_attention = fused_attention
+        #: None, or a kernel (q, k, v, attn_mask=None, is_causal=False) -> out that replaces
+        #: every attention of the visual tower (see `attention_kernel`)
+        self.visual_kernel: Callable | None = None
         self.text_buckets = 4  # length buckets for trimmed text; 1 = trim to the longest
         self.grad_checkpointing = False
         self._standard_vit = _is_standard_vit(clip.visual)
         self._standard_text = (isinstance(clip, open_clip.CLIP) and clip.text_pool_type == "argmax"
                                and clip.attn_mask is not None
                                and _standard_blocks(clip.transformer.resblocks))
-        if temporal == "neighbor":
-            neighbor_attention(2, neighbor_padding)  # validates the padding name early
-            if not self._standard_vit:
-                raise NotImplementedError(
-                    f"temporal='neighbor' needs a plain open_clip ViT visual tower; this model's "
-                    f"is {type(clip.visual).__name__}. Use temporal='mean'.")
+        if self.backbone.needs_standard_vit and not self._standard_vit:
+            raise NotImplementedError(
+                f"temporal={temporal!r} needs a plain open_clip ViT visual tower; this model's "
+                f"is {type(clip.visual).__name__}. Use temporal='mean'.")
+        self.backbone.attach(clip)
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -58,25 +67,37 @@ class VideoCLIP(nn.Module):
         return self.clip.text_projection.shape[-1] if self._standard_text else \
             self.clip.visual.output_dim
 
+    def attention_kernel(self, tower: str = "visual") -> Callable:
+        """The kernel of every attention in `tower` ("visual": each block of every backbone
+        and ActionCLIP's temporal fusion; "text"), chosen here and nowhere else: fused
+        SDPA, or the reference's unfused form with `fused_attention=False`. Setting
+        `visual_kernel` replaces the visual one, e.g. by a kernel that records each
+        layer's attention probabilities (it is called once per attention, in block order)."""
+        if tower == "visual" and self.visual_kernel is not None:
+            return self.visual_kernel
+        return default_kernel(self.fused_attention)
+
     def encode_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """(B, T, 3, H, W) normalised float frames -> (B, T, D) L2-normalised embeddings."""
+        """(B, T, 3, H, W) normalised float frames -> (B, T, D) L2-normalised embeddings
+        (for `actionclip`, the fused per-frame outputs of its temporal transformer)."""
         if video.dim() != 5:
             raise ValueError(f"video must be (batch, frames, 3, H, W), got shape {tuple(video.shape)}")
-        batch, frames = video.shape[:2]
-        features = self._visual(video.flatten(0, 1), frames)
-        return F.normalize(features, dim=-1).view(batch, frames, -1)
+        return F.normalize(self._visual(video.flatten(0, 1), video.shape[1]), dim=-1)
 
     def _visual(self, images: torch.Tensor, frames: int) -> torch.Tensor:
+        """(B*T, 3, H, W) -> (B, T, E) frame features, before normalisation."""
         if not self._standard_vit:
-            return self.clip.encode_image(images)
+            features = self.clip.encode_image(images)
+            return features.view(-1, frames, features.shape[-1])
         visual = self.clip.visual
-        fused = self.fused_attention
-        attend = partial(plain_attention, fused=fused) if self.temporal == "mean" else \
-            neighbor_attention(frames, self.neighbor_padding, fused)
+        kernel = self.attention_kernel("visual")
         x = visual._embeds(images.to(visual.conv1.weight.dtype))
-        x = run_blocks(visual.transformer.resblocks, x, attend, self.grad_checkpointing)
+        x = run_blocks(visual.transformer.resblocks, x, self.backbone.step(frames, kernel),
+                       self.grad_checkpointing)
         features, _ = visual._pool(x)
-        return features @ visual.proj if visual.proj is not None else features
+        features = features @ visual.proj if visual.proj is not None else features
+        return self.backbone.fuse(visual, features.view(-1, frames, features.shape[-1]), kernel,
+                                  self.grad_checkpointing)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """(N, L) token ids -> (N, D) L2-normalised text embeddings.
@@ -100,9 +121,9 @@ class VideoCLIP(nn.Module):
         clip = self.clip
         length = tokens.shape[1]
         x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
+        attend = partial(causal_attention, kernel=self.attention_kernel("text"))
         x = run_blocks(clip.transformer.resblocks, x.to(clip.positional_embedding.dtype),
-                       partial(causal_attention, fused=self.fused_attention),
-                       self.grad_checkpointing)
+                       partial(residual_block, attend=attend), self.grad_checkpointing)
         x = clip.ln_final(x)[torch.arange(x.shape[0], device=x.device), eot]
         return clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) \
             else x @ clip.text_projection
@@ -122,6 +143,39 @@ class VideoCLIP(nn.Module):
 
     def forward(self, video: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
         return self.logits(self.encode_frames(video), class_embeddings)
+
+    # -- what trains ---------------------------------------------------------------
+    def added_parameters(self) -> list[nn.Parameter]:
+        """The parameters the backbone added to the CLIP (none for neighbor and mean)."""
+        return [p for m in self.backbone.added_modules(self.clip) for p in m.parameters()]
+
+    def set_train_params(self, which: str = "all") -> None:
+        """"all": every parameter of both towers trains (the reference). "added": the
+        pretrained CLIP is frozen, both towers; only the backbone's added modules and
+        logit_scale train (the parameter-efficient setting of the AIM and ST-Adapter papers)."""
+        if which not in TRAIN_PARAMS:
+            raise ValueError(f"train_params must be one of {', '.join(TRAIN_PARAMS)}, not {which!r}")
+        if which == "added" and not self.backbone.adds_parameters:
+            raise ValueError(f"train_params=added trains only what the backbone adds, and "
+                             f"temporal={self.temporal} adds nothing; use one of "
+                             f"{', '.join(n for n in TEMPORAL_MODES if backbones.get(n)().adds_parameters)}")
+        for p in self.clip.parameters():
+            p.requires_grad_(which == "all")
+        for p in self.added_parameters() + [self.clip.logit_scale]:
+            p.requires_grad_(True)
+
+    @property
+    def text_trainable(self) -> bool:
+        """Whether any parameter of the text tower trains (if not, the classifier of a
+        prompt set is a constant and can be cached)."""
+        return any(p.requires_grad for name, p in self.clip.named_parameters()
+                   if not name.startswith("visual.") and name not in ("logit_scale", "logit_bias"))
+
+    def plain_clip(self) -> nn.Module:
+        """A copy of the CLIP without the backbone's added modules: the teacher's CLIP."""
+        clone = copy.deepcopy(self.clip)
+        self.backbone.detach(clone)
+        return clone
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block's activations in the backward pass (both towers)."""

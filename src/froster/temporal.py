@@ -1,8 +1,14 @@
-"""Attention for the CLIP towers, run block by block through one fused kernel
-(`scaled_dot_product_attention`), with VCLIP's neighbour-frame widening for video.
+"""Attention for the CLIP towers, run block by block through one attention kernel
+(fused `scaled_dot_product_attention` by default), with VCLIP's neighbour-frame widening
+for video.
 
 We run open_clip's residual blocks with our own loop instead of patching them, so the
 same weights serve the image CLIP (teacher), the video student and the text tower.
+
+A *kernel* is any function ``kernel(q, k, v, attn_mask=None, is_causal=False) -> out``
+on (N, heads, L, head_dim) tensors, as `F.scaled_dot_product_attention`. Every attention
+here takes its kernel as an argument; the student chooses it in one place
+(`VideoCLIP.attention_kernel`), so a kernel that records attention maps sees them all.
 """
 
 from __future__ import annotations
@@ -51,18 +57,22 @@ def unfused_attention(q, k, v, attn_mask=None, is_causal=False):
     return torch.softmax(scores, dim=-1) @ v
 
 
-def _kernel(fused: bool) -> Callable:
-    return F.scaled_dot_product_attention if fused else unfused_attention
+FUSED = F.scaled_dot_product_attention
 
 
-def plain_attention(block: nn.Module, x: torch.Tensor, fused: bool = True) -> torch.Tensor:
+def default_kernel(fused: bool = True) -> Callable:
+    """The fused kernel, or the reference's unfused form (same result, for comparison)."""
+    return FUSED if fused else unfused_attention
+
+
+def plain_attention(block: nn.Module, x: torch.Tensor, kernel: Callable = FUSED) -> torch.Tensor:
     q, k, v = split_heads(block, x)
-    return merge_heads(block, _kernel(fused)(q, k, v))
+    return merge_heads(block, kernel(q, k, v))
 
 
-def causal_attention(block: nn.Module, x: torch.Tensor, fused: bool = True) -> torch.Tensor:
+def causal_attention(block: nn.Module, x: torch.Tensor, kernel: Callable = FUSED) -> torch.Tensor:
     q, k, v = split_heads(block, x)
-    return merge_heads(block, _kernel(fused)(q, k, v, is_causal=True))
+    return merge_heads(block, kernel(q, k, v, is_causal=True))
 
 
 def widen_to_neighbors(t: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -87,16 +97,18 @@ def neighbor_mask(batch: int, num_frames: int, length: int, device) -> torch.Ten
         batch * num_frames, 1, 1, 3 * length)
 
 
-def neighbor_attention(num_frames: int, padding: str = "zeros", fused: bool = True) -> Callable:
+def neighbor_attention(num_frames: int, padding: str = "zeros", kernel: Callable = FUSED) -> Callable:
     """Attention in which the queries of frame t see the keys/values of t+1, t-1 and t.
 
-    With one frame there are no neighbours and this is plain attention, so a one-frame
-    video is encoded exactly as the image CLIP encodes the frame.
+    A one-frame video has no neighbours. Under ``zeros`` it still attends to two all-zero
+    key/value blocks, as the reference does (its expand_temporal_view fills the missing
+    neighbours with zeros whatever T is), so it is NOT encoded as the image CLIP encodes the
+    frame; under ``masked`` it is plain attention, exactly the image CLIP.
     """
     if padding not in NEIGHBOR_PADDINGS:
         raise ValueError(f"neighbor padding must be one of {NEIGHBOR_PADDINGS}, not {padding!r}")
-    if num_frames == 1:
-        return partial(plain_attention, fused=fused)
+    if num_frames == 1 and padding == "masked":
+        return partial(plain_attention, kernel=kernel)
 
     def attend(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         q, k, v = split_heads(block, x)
@@ -105,21 +117,23 @@ def neighbor_attention(num_frames: int, padding: str = "zeros", fused: bool = Tr
         mask = None
         if padding == "masked":
             mask = neighbor_mask(x.shape[0] // num_frames, num_frames, x.shape[1], x.device)
-        return merge_heads(block, _kernel(fused)(q, k, v, attn_mask=mask))
+        return merge_heads(block, kernel(q, k, v, attn_mask=mask))
 
     return attend
 
 
-def run_blocks(blocks, x: torch.Tensor, attend: Callable, grad_checkpointing: bool = False):
-    """Pre-norm residual blocks of open_clip, with `attend` as the attention."""
+def run_blocks(blocks, x: torch.Tensor, step: Callable, grad_checkpointing: bool = False):
+    """`x = step(block, x)` for each block; with `grad_checkpointing`, each block's
+    activations are recomputed in the backward pass instead of kept."""
     for block in blocks:
         if grad_checkpointing and torch.is_grad_enabled():
-            x = checkpoint(_block, block, x, attend, use_reentrant=False)
+            x = checkpoint(step, block, x, use_reentrant=False)
         else:
-            x = _block(block, x, attend)
+            x = step(block, x)
     return x
 
 
-def _block(block: nn.Module, x: torch.Tensor, attend: Callable) -> torch.Tensor:
+def residual_block(block: nn.Module, x: torch.Tensor, attend: Callable) -> torch.Tensor:
+    """open_clip's pre-norm residual block with `attend(block, x)` as its attention."""
     x = x + block.ls_1(attend(block, block.ln_1(x)))
     return x + block.ls_2(block.mlp(block.ln_2(x)))

@@ -4,6 +4,8 @@ Training returns one random clip per video; a video that cannot be loaded is
 replaced by another random one, and the failure travels with the sample.
 Testing returns every view and crop of a video, or an ``error`` for a bad video so
 that evaluation can say over how many videos its metrics were computed.
+Which frames make a clip is the ``sampling`` rule (froster.data.sampling); a video
+the rule had to sample another way carries a ``fallback`` (Fallback(path, reason)).
 All randomness comes from (seed, epoch, index), so results do not depend on the
 number of workers or on which worker loads which sample.
 """
@@ -16,9 +18,9 @@ from typing import Sequence
 import torch
 
 from .annotations import VideoItem
-from .decode import VideoDecodeError, read_clip
-from .failures import Failure
-from .sampling import test_view_indices, train_clip_indices
+from .decode import VideoDecodeError, open_video
+from .failures import Failure, Fallback
+from .sampling import ClipSpec, Sampled, get_sampling
 from .transforms import test_transform, train_transform
 
 __all__ = ["VideoDataset"]
@@ -46,6 +48,8 @@ class VideoDataset(torch.utils.data.Dataset):
         max_retries: int = 10,
         decode_threads: int = 1,
         flip: bool = True,
+        sampling: str = "reference",
+        apply_rotation: bool = False,
     ):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -64,6 +68,9 @@ class VideoDataset(torch.utils.data.Dataset):
         self.max_retries = max_retries
         self.decode_threads = decode_threads
         self.flip = flip
+        self.sampling = sampling
+        self.sampler = get_sampling(sampling)
+        self.apply_rotation = apply_rotation  # the reference ignores display rotation
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,15 +88,24 @@ class VideoDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict:
         return self._train_item(index) if self.mode == "train" else self._test_item(index)
 
-    # -- training ------------------------------------------------------------------
-    def load_train_clip(self, item: VideoItem, rng: random.Random) -> torch.Tensor:
-        def choose(info):
-            return train_clip_indices(
-                info.num_frames, info.fps, self.num_frames, self.sampling_rate, self.target_fps, rng
-            )
+    @property
+    def clip_spec(self) -> ClipSpec:
+        return ClipSpec(self.num_frames, self.sampling_rate, self.target_fps, self.num_views)
 
-        frames, _, _ = read_clip(item.path, choose, threads=self.decode_threads)
-        return train_transform(frames, rng, self.size, self.short_side_range, flip=self.flip)
+    @staticmethod
+    def _fallbacks(item: VideoItem, sampled: Sampled) -> list[Fallback]:
+        return [Fallback(item.path, sampled.fallback)] if sampled.fallback else []
+
+    # -- training ------------------------------------------------------------------
+    def load_train_clip(self, item: VideoItem, rng: random.Random,
+                        start: float | None = None) -> Sampled:
+        """uint8 (T, 3, size, size): a clip at a random start (or at frame ``start``),
+        randomly scaled, cropped and flipped."""
+        with open_video(item.path, self.decode_threads, self.apply_rotation) as video:
+            sampled = self.sampler.train_clip(video, self.clip_spec, rng, start)
+        video = train_transform(sampled.frames, rng, self.size, self.short_side_range,
+                                flip=self.flip)
+        return Sampled(video, sampled.fallback)
 
     def _train_item(self, index: int) -> dict:
         rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
@@ -98,12 +114,13 @@ class VideoDataset(torch.utils.data.Dataset):
         for _ in range(self.max_retries + 1):
             item = self.items[current]
             try:
-                video = self.load_train_clip(item, rng)
+                sampled = self.load_train_clip(item, rng)
             except Exception as e:  # any bad video is skipped, never kills the worker
                 failed.append(Failure(item.path, _message(item, e)))
                 current = rng.randrange(len(self.items))
                 continue
-            return {"video": video, "label": item.label, "index": current, "failed": failed}
+            return {"video": sampled.frames, "label": item.label, "index": current,
+                    "failed": failed, "fallback": self._fallbacks(item, sampled)}
         listing = "\n  ".join(f.message for f in failed)
         raise RuntimeError(
             f"{len(failed)} videos in a row failed to load (drawn for sample {index}); "
@@ -111,25 +128,21 @@ class VideoDataset(torch.utils.data.Dataset):
         )
 
     # -- testing -------------------------------------------------------------------
-    def load_test_views(self, item: VideoItem) -> torch.Tensor:
-        def choose(info):
-            views = test_view_indices(
-                info.num_frames, info.fps, self.num_frames, self.sampling_rate, self.target_fps,
-                self.num_views,
-            )
-            return [i for view in views for i in view]
-
-        frames, _, _ = read_clip(item.path, choose, threads=self.decode_threads)
-        views = frames.split(self.num_frames)
+    def load_test_views(self, item: VideoItem) -> Sampled:
+        """uint8 (views * crops, T, 3, size, size), view-major."""
+        with open_video(item.path, self.decode_threads, self.apply_rotation) as video:
+            sampled = self.sampler.test_views(video, self.clip_spec)
+        views = sampled.frames.split(self.num_frames)
         video = torch.cat([test_transform(v, self.size, self.num_crops) for v in views])
-        return video  # (views * crops, T, 3, size, size), view-major
+        return Sampled(video, sampled.fallback)
 
     def _test_item(self, index: int) -> dict:
         item = self.items[index]
         try:
-            video = self.load_test_views(item)
+            sampled = self.load_test_views(item)
         except Exception as e:
             message = _message(item, e)
             return {"error": message, "label": item.label, "index": index,
-                    "failed": [Failure(item.path, message)]}
-        return {"video": video, "label": item.label, "index": index, "failed": []}
+                    "failed": [Failure(item.path, message)], "fallback": []}
+        return {"video": sampled.frames, "label": item.label, "index": index, "failed": [],
+                "fallback": self._fallbacks(item, sampled)}

@@ -5,12 +5,17 @@ stream. Reading from the start counts frames exactly (AVI and GIF timestamps are
 always trustworthy); a clip deep in a long video is reached by seeking to the last
 keyframe before it, and the position after the seek is read from the frame's
 timestamp (exact for constant frame rate, close for variable frame rate).
-Rotation metadata (display matrix) is applied, so frames come out as a player
-shows them.
+Rotation metadata (display matrix) is applied by default, so frames come out as a
+player shows them; ``apply_rotation=False`` gives the frames as stored, as the
+reference decoder does (training and evaluation default to that, see Config).
+
+The reference sampler (froster.data.sampling.reference) reads frames by timestamp
+instead: `_Video.decode_from` gives the decoder's frames after a keyframe seek.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -19,7 +24,8 @@ import av
 import numpy as np
 import torch
 
-__all__ = ["VideoDecodeError", "VideoInfo", "read_video_info", "decode_frames", "read_clip"]
+__all__ = ["VideoDecodeError", "VideoInfo", "read_video_info", "decode_frames", "read_clip",
+           "open_video"]
 
 # Without a keyframe index, seek only if the clip starts this many seconds ahead.
 _SEEK_WITHOUT_INDEX_S = 8.0
@@ -33,7 +39,7 @@ class VideoDecodeError(Exception):
 class VideoInfo:
     num_frames: int
     fps: float
-    width: int  # after rotation, as displayed
+    width: int  # after rotation when it is applied, as displayed
     height: int
     duration: float  # seconds
 
@@ -47,7 +53,7 @@ def _rotate(frame: np.ndarray, degrees: float) -> np.ndarray:
 class _Video:
     """One open video: stream facts plus a frame cursor that can seek."""
 
-    def __init__(self, path: str, threads: int = 1):
+    def __init__(self, path: str, threads: int = 1, apply_rotation: bool = True):
         self.path = path
         self.threads = threads
         if not os.path.exists(path):
@@ -75,7 +81,8 @@ class _Video:
             self.close()
             why = f" ({self.error})" if self.error else ""
             raise VideoDecodeError(f"{path}: no decodable video frames{why}")
-        self.rotation = self.first[1].rotation or 0
+        self.first_pts = self.first[1].pts
+        self.rotation = (self.first[1].rotation or 0) if apply_rotation else 0
         self.duration = self._duration()
         self.num_frames = stream.frames or self._count_frames()
 
@@ -231,7 +238,7 @@ class _Video:
         if wanted[0] < 0:
             raise ValueError(f"negative frame index {wanted[0]}")
         got: dict[int, np.ndarray] = {}
-        current = self.last
+        current = self.last if self._cursor is not None else self._restart(None)
         for target in wanted:
             if current[0] > target:  # behind us (only after a seek that landed late)
                 current = self._restart(None)
@@ -268,47 +275,105 @@ class _Video:
         # one scaler thread: workers are the parallelism (and no thread pool to inherit on fork)
         return _rotate(frame.to_ndarray(format="rgb24", threads=1), self.rotation)
 
+    def to_rgb(self, frames: Sequence[av.VideoFrame]) -> torch.Tensor:
+        """Decoded frames as uint8 (N, H, W, 3), rotated when rotation is applied.
+
+        The same pixels as the reference's ``frame.to_rgb().to_ndarray()``."""
+        return torch.from_numpy(np.stack([self._to_array(f) for f in frames]))
+
+    # -- frames by timestamp (the reference sampler) -------------------------------
+    def decode_from(self, seek_pts: int | None) -> Iterator[av.VideoFrame]:
+        """The decoder's frames, in its output order, after ``container.seek(seek_pts,
+        backward=True)`` to a keyframe (``seek_pts`` in the stream's time base, as the
+        reference seeks), or from the start of the file (None: reopened).
+
+        A failed seek raises VideoDecodeError here, before any frame. An FFmpeg error
+        in the middle of the stream ends the frames; ``self.error`` then says why.
+        """
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None  # the frame-index cursor is no longer where it was
+        self.error = None
+        if seek_pts is None:
+            self._open_container()
+        else:
+            try:
+                self.container.seek(seek_pts, backward=True, any_frame=False, stream=self.stream)
+            except Exception as e:  # noqa: BLE001 - any seek failure has the same remedy
+                raise VideoDecodeError(f"{self.path}: seek to {seek_pts} failed ({_describe(e)})") from None
+        self._fresh = False
+        return self._decoded()
+
+    def seek_landing(self, seek_pts: int) -> tuple | None:
+        """Where `decode_from(seek_pts)` starts: the first packet after the seek, as
+        (pts, dts, byte position); None if the seek fails or lands at the end."""
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        self._fresh = False
+        try:
+            self.container.seek(seek_pts, backward=True, any_frame=False, stream=self.stream)
+            for packet in self.container.demux(self.stream):
+                return None if packet.size == 0 else (packet.pts, packet.dts, packet.pos)
+        except Exception:  # noqa: BLE001 - the caller decodes from this seek and sees why
+            return None
+        return None
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        try:
+            yield from self.container.decode(self.stream)
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as e:
+            self.error = _describe(e)
+
 
 def _describe(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text.replace("\n", " ")[:300]
 
 
-def _open(path: str | os.PathLike, threads: int = 1) -> _Video:
-    return _Video(os.fspath(path), threads=threads)
+def _open(path: str | os.PathLike, threads: int = 1, apply_rotation: bool = True) -> _Video:
+    return _Video(os.fspath(path), threads=threads, apply_rotation=apply_rotation)
 
 
-def read_video_info(path: str | os.PathLike) -> VideoInfo:
-    """Frame count, frame rate and displayed size. Decodes one frame to validate the file."""
-    video = _open(path)
+@contextlib.contextmanager
+def open_video(path: str | os.PathLike, threads: int = 1, apply_rotation: bool = True):
+    """An open video (closed on exit). Errors other than VideoDecodeError and ValueError
+    raised inside are re-raised as VideoDecodeError naming the file."""
+    video = _open(path, threads=threads, apply_rotation=apply_rotation)
     try:
-        return video.info()
+        yield video
+    except (VideoDecodeError, ValueError):
+        raise
+    except Exception as e:
+        raise VideoDecodeError(f"{video.path}: decoding failed ({_describe(e)})") from None
     finally:
         video.close()
 
 
-def read_clip(path, choose_indices, threads: int = 1) -> tuple[torch.Tensor, VideoInfo, list[int]]:
+def read_video_info(path: str | os.PathLike, apply_rotation: bool = True) -> VideoInfo:
+    """Frame count, frame rate and displayed size. Decodes one frame to validate the file."""
+    with open_video(path, apply_rotation=apply_rotation) as video:
+        return video.info()
+
+
+def read_clip(path, choose_indices, threads: int = 1,
+              apply_rotation: bool = True) -> tuple[torch.Tensor, VideoInfo, list[int]]:
     """Open once: ``indices = choose_indices(info)``, then decode them.
 
     Returns (frames uint8 (N, H, W, 3), info, indices). Every failure, including
     FFmpeg errors in the middle of a stream, is raised as VideoDecodeError.
     """
-    video = _open(path, threads=threads)
-    try:
+    with open_video(path, threads=threads, apply_rotation=apply_rotation) as video:
         info = video.info()
         indices = list(choose_indices(info))
-        try:
-            frames = video.read(indices)
-        except (VideoDecodeError, ValueError):
-            raise
-        except Exception as e:
-            raise VideoDecodeError(f"{video.path}: decoding failed ({_describe(e)})") from None
-        return frames, info, indices
-    finally:
-        video.close()
+        return video.read(indices), info, indices
 
 
-def decode_frames(path: str | os.PathLike, indices: Sequence[int], threads: int = 1) -> torch.Tensor:
+def decode_frames(path: str | os.PathLike, indices: Sequence[int], threads: int = 1,
+                  apply_rotation: bool = True) -> torch.Tensor:
     """Exactly the frames at ``indices`` (repeats allowed) as uint8 (len(indices), H, W, 3)."""
-    frames, _, _ = read_clip(path, lambda info: indices, threads=threads)
+    frames, _, _ = read_clip(path, lambda info: indices, threads=threads,
+                             apply_rotation=apply_rotation)
     return frames

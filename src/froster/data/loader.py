@@ -67,8 +67,9 @@ def collate_videos(samples: list[dict], video_shape: tuple[int, ...] | None = No
     """Stack good samples; bad ones (test mode) go to ``failed`` / ``failed_index``.
 
     Returns video uint8 (B, ...), label and index int64 (B,), ``failed`` (a list of
-    Failure(path, message), including videos replaced in training) and
-    ``failed_index`` (dataset indices that have no video in this batch).
+    Failure(path, message), including videos replaced in training),
+    ``failed_index`` (dataset indices that have no video in this batch) and
+    ``fallback`` (Fallback(path, reason) of videos sampled another way).
     """
     good = [s for s in samples if "video" in s]
     if good:
@@ -81,6 +82,7 @@ def collate_videos(samples: list[dict], video_shape: tuple[int, ...] | None = No
         "index": torch.tensor([s["index"] for s in good], dtype=torch.long),
         "failed": [f for s in samples for f in s.get("failed", [])],
         "failed_index": [s["index"] for s in samples if "video" not in s],
+        "fallback": [f for s in samples for f in s.get("fallback", [])],
     }
 
 

@@ -1,6 +1,7 @@
 """Spatial transforms on uint8 clips, as in the reference recipe.
 
-Training: random short side in [224, 256], random 224 crop, horizontal flip.
+Training: random short side in [224, 256] (rounded), random 224 crop at an offset in
+[0, side - 224) (numpy's exclusive bound, as the reference), horizontal flip.
 Testing: short side 224 and a centre crop (or 3 crops along the long side).
 Workers keep uint8 (4x less to copy between processes); ``normalize`` runs on the
 consumer side, on whatever device the batch is on.
@@ -25,14 +26,18 @@ def _to_tchw(frames: torch.Tensor) -> torch.Tensor:
 
 
 def short_side_resize(video: torch.Tensor, short: int) -> torch.Tensor:
-    """Bilinear resize of uint8 (T, 3, H, W) so that min(H, W) == short, keeping the aspect."""
+    """Bilinear resize of uint8 (T, 3, H, W) so that min(H, W) == short, keeping the aspect.
+
+    As the reference's random_short_side_scale_jitter: the long side is
+    floor(long / short_side * short), and a video whose short side already is ``short``
+    is left as it is (the formula can give the long side one pixel less)."""
     h, w = video.shape[-2:]
+    if min(h, w) == short:
+        return video
     if h <= w:
         size = (short, int(math.floor(w / h * short)))
     else:
         size = (int(math.floor(h / w * short)), short)
-    if size == (h, w):
-        return video
     # uint8 channels-last bilinear is the fast path in torch on CPU.
     video = video.contiguous(memory_format=torch.channels_last)
     return F.interpolate(video, size=size, mode="bilinear", align_corners=False, antialias=False)
@@ -54,8 +59,9 @@ def train_transform(
         raise ValueError(f"short_side_range {short_side_range} must not go below the crop size {size}")
     video = short_side_resize(_to_tchw(frames), int(round(rng.uniform(low, high))))
     h, w = video.shape[-2:]
-    y = rng.randint(0, h - size)
-    x = rng.randint(0, w - size)
+    # the reference's np.random.randint(0, side - size): the last offset is never drawn
+    y = rng.randrange(h - size) if h > size else 0
+    x = rng.randrange(w - size) if w > size else 0
     video = video[..., y : y + size, x : x + size]
     if flip and rng.random() < 0.5:
         video = video.flip(-1)

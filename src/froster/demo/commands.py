@@ -37,6 +37,16 @@ def register(subparsers) -> None:
                              f"{DEMO_EPOCHS}; 1 with --quick); 20 shows plain fine-tuning "
                              "forgetting the novel classes while FROSTER keeps them (about "
                              "2.5 times the training time)")
+    from ..backbones import names  # no torch: the registry lists names only
+
+    parser.add_argument("--temporal", choices=names(), default="neighbor", metavar="BACKBONE",
+                        help="video backbone of the trained student (default: neighbor, as "
+                             f"FROSTER); one of: {', '.join(names())}")
+    parser.add_argument("--backbones", nargs="?", const="all", default=None, metavar="NAMES",
+                        help="instead of the three rows, the paper's Table 3 analogue: "
+                             "fine-tuning vs FROSTER for every backbone (or the comma-"
+                             "separated NAMES), writing backbones.{json,md,png}; about 12 "
+                             "times the default demo's training time (see docs/demo.md)")
     parser.add_argument("--keep-runs", action="store_true",
                         help="keep every run's training state and per-epoch exports for "
                              "inspection (about 1 GB; by default the demo leaves under 100 MB: "
@@ -66,8 +76,22 @@ def _probability(text: str) -> float:
 
 
 def _run(args) -> int:
+    if args.backbones is not None:
+        from ..backbones import names
+        from .backbones import run_backbones_demo
+
+        chosen = names() if args.backbones == "all" else \
+            [n.strip() for n in args.backbones.split(",") if n.strip()]
+        unknown = [n for n in chosen if n not in names()]
+        if unknown or not chosen:
+            raise ValueError(f"--backbones: unknown backbone(s) {', '.join(unknown) or '(none)'}; "
+                             f"choose from {', '.join(names())}")
+        run_backbones_demo(args.output, quick=args.quick, seed=args.seed,
+                           signature_prob=args.signature_prob, epochs=args.epochs, names=chosen,
+                           keep_runs=args.keep_runs)
+        return 0
     from .run import run_demo
 
     run_demo(args.output, quick=args.quick, seed=args.seed, signature_prob=args.signature_prob,
-             epochs=args.epochs, keep_runs=args.keep_runs)
+             epochs=args.epochs, temporal=args.temporal, keep_runs=args.keep_runs)
     return 0

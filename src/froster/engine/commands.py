@@ -1,5 +1,5 @@
-"""`froster train | eval | average | export | benchmark` (run under `torchrun` for several
-processes; only rank 0 writes)."""
+"""`froster train | eval | average | export | benchmark | diff` (run under `torchrun` for
+several processes; only rank 0 writes)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from pathlib import Path
 from ..cli import guarded as _guarded
 
 CONFIG_HELP = "a YAML config (see configs/); key=value arguments override its fields"
+CHECKPOINT_HELP = ("a froster checkpoint folder (model.safetensors + config.json), or a FROSTER "
+                   "reference / Open-VCLIP / ViFi-CLIP checkpoint file as released")
+TRUST_PICKLE_HELP = ("allow a checkpoint file that needs full unpickling (it could run code: "
+                     "only for files from a source you trust)")
 
 
 def _config_and_overrides(items, required: bool = False):
@@ -52,10 +56,20 @@ def run_train(args) -> int:
     return 0
 
 
-def _checkpoint_config(checkpoint: str | None) -> dict | None:
+def _checkpoint_config(checkpoint: str | None, trust_pickle: bool = False) -> dict | None:
+    """The config a checkpoint records (a run's, or what another project's file fixes:
+    frames, views, ...), as the base that a config file and key=value override."""
     if not checkpoint:
         return None
-    config = Path(checkpoint) / "config.json"
+    from ..checkpoint import froster_folder
+
+    folder = froster_folder(checkpoint)
+    if folder is None:
+        if not Path(checkpoint).is_file():
+            return None
+        from ..interop import recorded_config
+        return recorded_config(checkpoint, trust_pickle=trust_pickle)
+    config = folder / "config.json"
     if not config.is_file():
         return None
     return (json.loads(config.read_text()).get("extra") or {}).get("config")
@@ -70,30 +84,45 @@ def run_eval(args) -> int:
     from .train import student_spec
 
     path, overrides = _config_and_overrides(args.config, required=False)
-    cfg = load_config(path, overrides, base=_checkpoint_config(args.checkpoint))
+    if args.sampling:
+        overrides.append(f"sampling={args.sampling}")
+    cfg = load_config(path, overrides, base=_checkpoint_config(args.checkpoint, args.trust_pickle))
     if not args.checkpoint and not cfg.zero_shot:
         raise ValueError("give --checkpoint CKPT (a folder made by train/average/export), or "
                          "zero_shot=true to evaluate the frozen CLIP named by the config")
     info = _dist(cfg)
     try:
         if args.checkpoint:
-            student, tokenizer, _ = load_student(args.checkpoint, device=info.device)
+            student, tokenizer, _ = load_student(args.checkpoint, device=info.device,
+                                                 trust_pickle=args.trust_pickle)
         else:
             from ..checkpoint import build_student
             student, tokenizer = build_student(student_spec(cfg), device=info.device)
-        output = args.output or (Path(args.checkpoint) / "eval" if args.checkpoint
+        output = args.output or (_eval_folder(args.checkpoint) if args.checkpoint
                                  else Path(cfg.output_dir) / "eval" / "zero_shot")
         metrics = evaluate_checkpoint(student, tokenizer, cfg, cfg.val_list,
                                       cfg.eval_class_file or cfg.class_file, info, output,
-                                      extra={"checkpoint": args.checkpoint})
+                                      extra={"checkpoint": args.checkpoint},
+                                      checkpoint=args.checkpoint)
     finally:
         cleanup()
     if info.is_main:
+        from .record import load_record, summary_line
+
         print(metrics.describe())
         for line in metrics.failed:
             print(f"failed: {line}", file=sys.stderr)
-        print(f"report: {output}/metrics.json, {output}/confusion.csv")
+        for line in metrics.fallback:
+            print(f"sampled with a fallback: {line}", file=sys.stderr)
+        print(summary_line(load_record(Path(output) / "metrics.json")))
+        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv")
     return 0
+
+
+def _eval_folder(checkpoint: str) -> Path:
+    """CHECKPOINT/eval for a folder; NAME_eval beside a checkpoint file."""
+    path = Path(checkpoint)
+    return path.parent / f"{path.stem}_eval" if path.is_file() else path / "eval"
 
 
 @_guarded
@@ -114,24 +143,43 @@ def run_average(args) -> int:
 
 @_guarded
 def run_export(args) -> int:
-    """The student alone, from a training checkpoint (last.pt), as a checkpoint folder."""
-    from ..checkpoint import build_student, export_student
-    from ..config import load_config
-    from .checkpoints import load_training_state, resolve_resume
-    from .train import student_spec
+    """The student alone: from a training checkpoint (last.pt) as a checkpoint folder, or
+    (--to reference) from any checkpoint as a file in the reference's layout."""
+    if args.to == "reference":
+        return _export_reference(args)
+    from ..checkpoint import build_imported, export_student
+    from ..interop import froster_state
+    from ..interop.safe_load import read_torch_file
+    from .checkpoints import resolve_resume
 
-    path = resolve_resume(args.training_checkpoint, ".")
-    state = load_training_state(path)
-    cfg = load_config(base=state["config"])
-    spec = student_spec(cfg)
-    spec.pretrained = None
-    student, _ = build_student(spec)
-    weights = {k.removeprefix("student."): v for k, v in state["model"].items()
-               if k.startswith("student.")}
-    student.load_state_dict(weights)
-    export_student(student, student_spec(cfg), args.output,
+    path = resolve_resume(args.source, ".")
+    state = read_torch_file(path, trust_pickle=args.trust_pickle)
+    imported = froster_state.read(state, str(path))
+    student, _ = build_imported(imported)
+    export_student(student, imported.spec, args.output,
                    {"epoch": state["epoch"], "step": state["step"], "config": state["config"]})
     print(f"exported the student after epoch {state['epoch']} to {args.output}")
+    return 0
+
+
+def _export_reference(args) -> int:
+    from ..checkpoint import read_student
+    from ..interop import export_reference
+    from .checkpoints import LAST
+
+    if not str(args.output).endswith((".pth", ".pyth", ".pt")):
+        raise ValueError(f"--to reference writes one file: give OUTPUT as a .pth file, "
+                         f"not {args.output}")
+    source = Path(args.source)
+    if source.is_dir() and (source / LAST).is_file():  # a run folder: its training state
+        source = source / LAST
+    imported = read_student(source, trust_pickle=args.trust_pickle)
+    for warning in imported.warnings + export_reference(imported, args.output):
+        print(f"froster export: warning: {warning}", file=sys.stderr)
+    heads = " and FROSTER's heads" if imported.heads else ""
+    print(f"wrote {args.output}: the student{heads} from {source} in the reference's layout "
+          f"(model_state with model.* keys); test it with the reference's "
+          f"TEST.CUSTOM_LOAD True TEST.CUSTOM_LOAD_FILE {args.output}")
     return 0
 
 
@@ -142,7 +190,9 @@ def run_benchmark(args) -> int:
     from .distributed import cleanup
 
     path, overrides = _config_and_overrides(args.config, required=False)
-    cfg = load_config(path, overrides, base=_checkpoint_config(getattr(args, "checkpoint", None)))
+    trust_pickle = getattr(args, "trust_pickle", False)
+    cfg = load_config(path, overrides, base=_checkpoint_config(getattr(args, "checkpoint", None),
+                                                               trust_pickle))
     output = args.output or str(Path(cfg.output_dir) / f"{args.protocol}")
     info = _dist(cfg)
     try:
@@ -152,10 +202,21 @@ def run_benchmark(args) -> int:
         else:
             run_cross(cfg, args.splits, args.data_root, args.dataset, output, info,
                       checkpoint=args.checkpoint, zero_shot=args.zero_shot or cfg.zero_shot,
+                      trust_pickle=trust_pickle,
                       labels=args.labels, full=not args.no_full)
     finally:
         cleanup()
     return 0
+
+
+def run_diff(args) -> int:
+    """Not guarded: its errors are FileNotFoundError/ValueError, which `froster.cli.main`
+    prints as one line with exit status 2, and it never needs torch."""
+    from .record import diff_records, format_diff, load_record
+
+    rows = diff_records(load_record(args.run_a), load_record(args.run_b))
+    print(format_diff(rows, args.run_a, args.run_b))
+    return 1 if rows else 0
 
 
 def register(subparsers) -> None:
@@ -173,8 +234,13 @@ def register(subparsers) -> None:
                     "matrix on val_list with eval_class_file (or class_file). Without CONFIG "
                     "the checkpoint's own training config is used; key=value overrides it.")
     p.add_argument("config", nargs="*", metavar="[CONFIG] [key=value ...]", help=CONFIG_HELP)
-    p.add_argument("--checkpoint", help="checkpoint folder (model.safetensors + config.json)")
-    p.add_argument("--output", help="report folder (default: CHECKPOINT/eval)")
+    p.add_argument("--checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
+    p.add_argument("--output", help="report folder (default: CHECKPOINT/eval, or beside a "
+                                     "checkpoint file)")
+    p.add_argument("--sampling", choices=("reference", "uniform"),
+                   help="which frames make a test view (the same as sampling=...; default: "
+                        "the config's, 'reference': the FROSTER reference decoder's frames)")
     p.set_defaults(run=run_eval)
 
     p = subparsers.add_parser(
@@ -189,13 +255,38 @@ def register(subparsers) -> None:
     p.add_argument("--output", help="output folder (default: RUN_DIR/average)")
     p.set_defaults(run=run_average)
 
-    p = subparsers.add_parser("export", help="the student alone from a training checkpoint",
-                              description="Write the student of a training checkpoint "
-                                          "(RUN_DIR/checkpoints/last.pt) as model.safetensors "
-                                          "+ config.json, for eval and predict.")
-    p.add_argument("training_checkpoint", metavar="LAST_PT_OR_RUN_DIR")
-    p.add_argument("output", metavar="OUTPUT_DIR")
+    p = subparsers.add_parser(
+        "export", help="the student alone: a checkpoint folder, or a file for the reference code",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="froster export LAST_PT_OR_RUN_DIR OUTPUT_DIR\n"
+                    "  the student of a training checkpoint (RUN_DIR/checkpoints/last.pt) as\n"
+                    "  model.safetensors + config.json, for eval and predict.\n"
+                    "froster export CHECKPOINT OUT.pth --to reference\n"
+                    "  any checkpoint (folder, last.pt or run folder, or another project's file)\n"
+                    "  as a file in the FROSTER reference's layout ({'model_state': model.*\n"
+                    "  keys, + projector_v/t heads when the source has them}), which the\n"
+                    "  reference tests with TEST.CUSTOM_LOAD True TEST.CUSTOM_LOAD_FILE OUT.pth.\n"
+                    "  To export a run's averaged model, give RUN_DIR/average.")
+    p.add_argument("source", metavar="SOURCE", help="training checkpoint (last.pt) or run folder; "
+                                                    "with --to reference any checkpoint")
+    p.add_argument("output", metavar="OUTPUT", help="folder (--to froster) or .pth file "
+                                                    "(--to reference)")
+    p.add_argument("--to", choices=("froster", "reference"), default="froster",
+                   help="froster: a checkpoint folder (default); reference: a PySlowFast .pth")
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     p.set_defaults(run=run_export)
+
+    p = subparsers.add_parser(
+        "diff", help="what differs between two runs' reproduction records",
+        description="List every field that differs between the reproduction records of two "
+                    "runs (versions, devices, seeds, precision, sampling, views, file hashes, "
+                    "videos evaluated/failed, config). Each of RUN_A, RUN_B is a run folder "
+                    "(record.json), a benchmark's results.json or an eval's metrics.json (or "
+                    "the folder holding it). Exit status: 0 the records match, 1 they differ, "
+                    "2 a path has no record.")
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.set_defaults(run=run_diff)
 
     p = subparsers.add_parser("benchmark", help="the paper's protocols: b2n, cross")
     sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
@@ -217,7 +308,8 @@ def register(subparsers) -> None:
     cross.add_argument("--splits", required=True, help="folder with ucf101_split1/, ... "
                                                        "(e.g. froster_splits/zs_label_db)")
     cross.add_argument("--dataset", required=True, choices=("ucf", "hmdb", "k600"))
-    cross.add_argument("--checkpoint", help="the trained checkpoint folder")
+    cross.add_argument("--checkpoint", help=CHECKPOINT_HELP)
+    cross.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     cross.add_argument("--labels", help="class-text folder (default: label_rephrase beside --splits)")
     cross.add_argument("--no-full", action="store_true", help="skip the full-set evaluation")
     for q in (b2n, cross):

@@ -18,15 +18,18 @@ class Metrics:
     evaluated: int                    # videos the metrics were computed over
     total: int                        # videos in the list
     failed: list[str] = field(default_factory=list)
+    fallback: list[str] = field(default_factory=list)  # "path: reason", sampled another way
 
     def summary(self) -> dict:
         return {"top1": self.top1, "top5": self.top5,
                 "mean_class_accuracy": self.mean_class_accuracy,
-                "evaluated": self.evaluated, "total": self.total, "failed": len(self.failed)}
+                "evaluated": self.evaluated, "total": self.total, "failed": len(self.failed),
+                "fallback": len(self.fallback)}
 
     def describe(self) -> str:
+        fallback = (f"; {len(self.fallback)} sampled with a fallback" if self.fallback else "")
         return (f"top1 {self.top1:.2f}  top5 {self.top5:.2f}  mean class {self.mean_class_accuracy:.2f}"
-                f"  (over {self.evaluated} of {self.total} videos)")
+                f"  (over {self.evaluated} of {self.total} videos{fallback})")
 
 
 def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, total: int | None = None,

@@ -28,5 +28,6 @@ def learning_rate(step: int, total_steps: int, warmup_steps: float, peak: float,
 
 
 def set_lr(optimizer, lr: float) -> None:
+    """Set every group's rate: `lr` times the group's `lr_scale` (1 unless set)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

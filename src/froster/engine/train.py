@@ -25,10 +25,12 @@ from ..distill import Froster
 from . import checkpoints as ckpt
 from .averaging import WeightSum, run_epochs, sum_folders
 from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
-from .evaluate import evaluate, eval_dataset, write_report
+from .evaluate import eval_dataset, eval_files, evaluate, write_report
+from .init_weights import init_spec, load_init
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
-from .precision import autocast, autocast_dtype, grad_scaler
+from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
+from .record import FAILED_FILE, RECORD_FILE, build_record, write_record
 from .schedule import learning_rate, set_lr
 
 
@@ -37,15 +39,48 @@ def student_spec(cfg: Config) -> StudentSpec:
                        temporal=cfg.temporal, neighbor_padding=cfg.neighbor_padding)
 
 
-def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only; none on 1-D/0-D parameters (biases, norms, logit_scale,
-    class embedding), as the reference."""
-    decay, no_decay = [], []
-    for p in module.parameters():
+def decays(name: str, param: torch.nn.Parameter, logit_scale_decay: bool = True) -> bool:
+    """The reference's rule (PySlowFast's optimizer with ZERO_WD_1D_PARAM, as FROSTER's configs
+    set it): no weight decay on parameters that are 1-D or whose name ends in ``.bias``; every
+    other one is decayed, the 0-D ``logit_scale`` included (a reference quirk). With
+    `logit_scale_decay` off, 0-D parameters (logit_scale, and logit_bias where a model has
+    one) are exempt as well."""
+    if param.ndim == 1 or name.endswith(".bias"):
+        return False
+    return logit_scale_decay or param.ndim != 0
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float, logit_scale_decay: bool = True,
+                 scaled=(), lr_scale: float = 1.0) -> list[dict]:
+    """AdamW groups (decayed, not decayed) of the trainable parameters; each group's
+    ``names`` lists its parameters' names. The `scaled` parameters (a backbone's added
+    modules) go to groups of their own whose learning rate is `lr_scale` times the rest's."""
+    groups = ({"params": [], "names": [], "weight_decay": weight_decay},
+              {"params": [], "names": [], "weight_decay": 0.0})
+    for name, p in module.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+            group = groups[0] if decays(name, p, logit_scale_decay) else groups[1]
+            group["params"].append(p)
+            group["names"].append(name)
+    return scale_lr(list(groups), scaled, lr_scale)
+
+
+def scale_lr(groups: list[dict], scaled, lr_scale: float) -> list[dict]:
+    """Split each group into its parameters outside `scaled` and those inside, the latter
+    with `lr_scale` (read by `schedule.set_lr`); empty new groups are left out."""
+    ids = {id(p) for p in scaled}
+    if not ids:
+        return groups
+    out = []
+    for group in groups:
+        pairs = list(zip(group["params"], group["names"]))
+        outside = [(p, n) for p, n in pairs if id(p) not in ids]
+        inside = [(p, n) for p, n in pairs if id(p) in ids]
+        out.append(group | {"params": [p for p, _ in outside], "names": [n for _, n in outside]})
+        if inside:
+            out.append(group | {"params": [p for p, _ in inside], "names": [n for _, n in inside],
+                                "lr_scale": lr_scale})
+    return out
 
 
 TEACHER_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -68,14 +103,25 @@ class Trainer:
         self.micro_batch = micro
 
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
+        spec, imported = student_spec(cfg), None
+        if cfg.init:
+            from ..checkpoint import read_student
+            imported = read_student(cfg.init, trust_pickle=cfg.trust_pickle)
+            spec = init_spec(spec, imported, cfg.init)
         with main_first(info):  # one download of pretrained weights, not one per rank
-            student, self.tokenizer = build_student(student_spec(cfg))
-        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates)
+            student, self.tokenizer = build_student(spec)
+        student.set_train_params(cfg.train_params)
+        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates,
+                               cfg.clean_prompts)
         self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer,
-                                    cfg.templates) \
+                                    cfg.templates, cfg.clean_prompts) \
             if cfg.eval_class_file else self.bank
         self.model = Froster(student, distill=cfg.distill, distill_weight=cfg.distill_weight,
-                             alpha=cfg.alpha)
+                             alpha=cfg.alpha)  # the teacher: a copy of the pretrained CLIP
+        if imported is not None:
+            summary = load_init(self.model, imported, cfg.init)
+            if info.is_main:
+                print(f"init: {cfg.init}: {summary}")
         if hasattr(self.model, "text_sharding"):
             self.model.text_sharding = cfg.shard_text
         student.set_grad_checkpointing(cfg.grad_checkpointing)
@@ -92,7 +138,7 @@ class Trainer:
             items, mode="train", num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate,
             target_fps=cfg.target_fps, size=self.size,
             short_side_range=cfg.short_side_range(self.size), seed=cfg.seed,
-            flip=cfg.flip)
+            flip=cfg.flip, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
         self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")
@@ -104,13 +150,17 @@ class Trainer:
         self.warmup_steps = cfg.warmup_epochs * self.steps_per_epoch
 
         self.dtype = autocast_dtype(cfg.precision, self.device)
+        self.eval_dtype = eval_autocast_dtype(cfg.eval_precision, self.device)
         self.scaler = grad_scaler(self.device, self.dtype)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.optimizer = torch.optim.AdamW(
+            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_decay,
+                         student.added_parameters(), cfg.added_lr_scale), lr=cfg.lr)
         self.ddp = None
         if info.distributed:
             self.ddp = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.template_rng = random.Random(cfg.seed)
+        self.train_failures: dict[str, None] = {}  # messages of training videos that failed
         self.epoch = 0  # epochs finished
         self.step = 0   # optimiser steps taken
         # the running sum of the averaged epochs' weights; rank 0 only (DDP keeps them equal)
@@ -135,7 +185,12 @@ class Trainer:
     def resume(self, path: Path) -> None:
         state = ckpt.load_training_state(path)
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as err:  # the parameter groups changed (e.g. logit_scale_decay)
+            raise ValueError(f"{path}: its optimiser state does not fit this config's parameter "
+                             f"groups ({err}); resume with the weight-decay settings it was "
+                             f"trained with (weight_decay, logit_scale_decay)") from None
         self.scaler.load_state_dict(state["scaler"])
         ckpt.restore_rng(state["rng"], self.template_rng)
         self.epoch, self.step = state["epoch"], state["step"]
@@ -262,32 +317,64 @@ class Trainer:
         self.epoch += 1
         means = mean_over_ranks({k: v / self.steps_per_epoch for k, v in sums.items()},
                                 self.device)
-        failed = [f for part in gather_objects([tuple(f) for f in failures.failures])
-                  for f in part]
+        parts = gather_objects(([tuple(f) for f in failures.failures],
+                                [tuple(f) for f in failures.fallbacks]))
         if self.info.is_main:
             log = FailureLog()
-            log.add(failed)
+            for failed, fallbacks in parts:
+                log.add(failed)
+                log.add_fallbacks(fallbacks)
             elapsed = time.perf_counter() - start
             self.logger.log("epoch", self.step, epoch=self.epoch, seconds=round(elapsed, 2),
                             steps_per_second=self.steps_per_epoch / elapsed,
-                            failed_videos=len(log.paths), **means)
+                            failed_videos=len(log.paths),
+                            fallback_videos=len(log.fallback_paths), **means)
             print(f"epoch {self.epoch}/{self.cfg.epochs}: " +
                   "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)")
-            if failed:
+            if log.failures or log.fallbacks:
                 print(log.report())
+            self.train_failures.update(dict.fromkeys(f.message for f in log.failures))
         return means
 
-    # -- evaluation ----------------------------------------------------------------
-    def evaluate(self, student, name: str):
-        """Evaluate `student` on val_list; write eval/<name>/ and log (rank 0)."""
+    # -- the reproduction record ------------------------------------------------------
+    def write_run_record(self) -> None:
+        """record.json of the run (rank 0), with the training videos that failed so far
+        (their messages in failed_videos.txt)."""
         cfg = self.cfg
-        dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")),
-                               len(self.eval_bank), self.size)
+        files = {"train_list": cfg.train_list, "class_file": cfg.class_file,
+                 "val_list": cfg.val_list, "eval_class_file": cfg.eval_class_file,
+                 "templates": cfg.templates}
+        failures = list(self.train_failures)
+        path = self.output_dir / FAILED_FILE
+        if failures:
+            path.write_text("".join(f"{m}\n" for m in failures), encoding="utf-8")
+        else:
+            path.unlink(missing_ok=True)
+        videos = {"train": len(self.dataset), "train_failed": len(failures),
+                  "failed_file": FAILED_FILE if failures else None, "epochs_done": self.epoch}
+        write_record(build_record(cfg, self.info, files, videos, training=True), self.output_dir)
+
+    def read_failures(self) -> None:
+        """On resume: the training failures of the epochs run before."""
+        path = self.output_dir / FAILED_FILE
+        if (self.output_dir / RECORD_FILE).is_file() and path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            self.train_failures.update(dict.fromkeys(line for line in lines if line))
+
+    # -- evaluation ----------------------------------------------------------------
+    def evaluate(self, student, name: str, checkpoint: Path | None = None):
+        """Evaluate `student` (exported in `checkpoint`) on val_list; write eval/<name>/ and
+        log (rank 0)."""
+        cfg = self.cfg
+        val_list = list_file(cfg.val_list, "val_list")
+        dataset = eval_dataset(cfg, str(val_list), len(self.eval_bank), self.size)
         metrics = evaluate(student, dataset, self.eval_bank, self.info,
                            batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
-                           dtype=self.dtype, progress=cfg.progress, desc=f"eval {name}")
+                           dtype=self.eval_dtype, progress=cfg.progress, desc=f"eval {name}")
         if self.info.is_main:
-            write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names)
+            files = eval_files(cfg, val_list, cfg.eval_class_file or cfg.class_file, checkpoint)
+            write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names,
+                         record=build_record(cfg, self.info, files))
             self.logger.log("eval", self.step, name=name, **metrics.summary())
             print(f"eval {name}: {metrics.describe()}")
         return metrics
@@ -298,14 +385,23 @@ class Trainer:
         if self.info.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.output_dir / "config.yaml")
+            if self.epoch:
+                self.read_failures()
+            self.write_run_record()
             self.logger.log("start", self.step, config=cfg.to_dict(),
                             world_size=self.info.world_size, steps_per_epoch=self.steps_per_epoch)
-        result = {"output_dir": str(self.output_dir)}
+        result = {"output_dir": str(self.output_dir),
+                  "record": str(self.output_dir / RECORD_FILE)}
         while self.epoch < cfg.epochs:
             result["train"] = self.train_epoch()
             self.save()
+            if self.info.is_main:
+                self.write_run_record()
             if cfg.val_list and cfg.eval_every and self.epoch % cfg.eval_every == 0:
-                result["eval"] = self.evaluate(self.student, f"epoch_{self.epoch:03d}").summary()
+                export = ckpt.epoch_folder(self.output_dir, self.epoch)
+                result["eval"] = self.evaluate(  # the export, when kept, names the student
+                    self.student, f"epoch_{self.epoch:03d}",
+                    export if export.is_dir() else None).summary()
                 if self.info.is_main:  # as many reports as exports, at least the latest
                     keep = self.kept_exports()
                     ckpt.prune_epoch_folders(self.output_dir / "eval",
@@ -319,7 +415,8 @@ class Trainer:
             if cfg.val_list:
                 from ..checkpoint import load_student
                 averaged, _, _ = load_student(self.output_dir / "average", device=self.device)
-                result["eval_average"] = self.evaluate(averaged, "average").summary()
+                result["eval_average"] = self.evaluate(averaged, "average",
+                                                       self.output_dir / "average").summary()
         self.logger.log("end", self.step, **{k: v for k, v in result.items() if k != "train"})
         self.logger.close()
         return result
@@ -332,23 +429,31 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
     with main_first(info):
         student, tokenizer = build_student(student_spec(cfg))
     student.to(info.device).eval()
-    result = {"output_dir": str(output_dir)}
+    result = {"output_dir": str(output_dir), "record": str(output_dir / RECORD_FILE)}
+    files = {"val_list": cfg.val_list, "eval_class_file": cfg.eval_class_file or cfg.class_file,
+             "templates": cfg.templates}
     if info.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output_dir / "config.yaml")
+        write_record(build_record(cfg, info, files), output_dir)
         export_student(student, student_spec(cfg), output_dir / "zero_shot",
                        {"config": cfg.to_dict(), "zero_shot": True})
     result["checkpoint"] = str(output_dir / "zero_shot")
     if cfg.val_list:
         bank = class_bank(cfg.eval_class_file or cfg.class_file, "eval_class_file", tokenizer,
-                          cfg.templates)
+                          cfg.templates, cfg.clean_prompts)
         require_data_root(cfg.data_root, cfg.val_list)
         size = preprocess_config(student.clip)["size"]
         dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")), len(bank), size)
         metrics = evaluate(student, dataset, bank, info, cfg.eval_batch_size, cfg.num_workers,
-                           autocast_dtype(cfg.precision, info.device), cfg.progress, "zero-shot")
+                           eval_autocast_dtype(cfg.eval_precision, info.device), cfg.progress,
+                           "zero-shot")
         if info.is_main:
-            write_report(metrics, output_dir / "eval" / "zero_shot", bank.names)
+            record = build_record(cfg, info, files)
+            write_report(metrics, output_dir / "eval" / "zero_shot", bank.names, record=record)
+            write_record(record | {"videos": {"evaluated": metrics.evaluated,
+                                              "total": metrics.total,
+                                              "failed": len(metrics.failed)}}, output_dir)
             print(f"zero-shot: {metrics.describe()}")
         result["eval"] = metrics.summary()
     return result

@@ -7,11 +7,17 @@ against any labels, or embed videos and texts for retrieval.
     [('juggling', 0.83), ('abseiling', 0.17)]
 
 A video is seen exactly as the evaluation sees it: ``num_views`` temporal views of
-``num_frames`` frames (PySlowFast sampling), short side resized to the model's input size
-and one centre crop, decoded by the same dataset code (`froster.data.VideoDataset`).
+``num_frames`` frames (``sampling="reference"``, the reference decoder's frames, or
+``"uniform"``), short side resized to the model's input size and one centre crop, decoded
+by the same dataset code (`froster.data.VideoDataset`). Unlike training and evaluation,
+display rotation is applied by default (``apply_rotation=True``): frames as a person sees
+the video.
 Logits are the model's per-view logits (logit_scale * cosine, averaged over frames)
 *summed over the views*, against the prompt-ensemble classifier (the 28 templates + the
-bare class text by default, method.md). Probabilities are the softmax of those summed
+bare class text by default, method.md; a plain label gets the reference's prompts,
+"a photo of juggling. juggling", unless ``clean_prompts=True``). The towers run in fp32
+as the reference tests (``precision="bf16"``/``"fp16"`` for speed; the logits stay fp32).
+Probabilities are the softmax of those summed
 logits over the given labels: they sum to 1 over the label set, so they say how the
 labels compare with each other, not whether any of them is present.
 """
@@ -33,6 +39,7 @@ from ..data.annotations import VideoItem
 from ..data.dataset import VideoDataset
 from ..data.loader import build_loader
 from ..data.transforms import normalize, test_transform
+from ..engine.precision import autocast
 from ..model import VideoCLIP
 from ..prompts import ALL_PROMPTS, BARE, ClassText, PromptBank, make_prompt
 from .text_cache import TextCache, text_key
@@ -54,6 +61,7 @@ class VideoResult:
     path: str
     frames: torch.Tensor | None = None
     error: str | None = None
+    fallback: str | None = None  # why the sampling rule was not followed, if it was not
 
     @property
     def ok(self) -> bool:
@@ -105,15 +113,28 @@ class Recognizer:
     """A video-text model loaded once, with the test-time view settings and a text cache.
 
     `identity` names the exact weights (for the text-embedding cache and search indexes);
-    when not given it is computed from the weights on first use.
+    when not given it is computed from the weights on first use. `sampling` is the frame
+    sampling rule ("reference" or "uniform", froster.data.sampling); `apply_rotation`
+    turns the display-rotation metadata into rotated frames (the reference ignores it).
+    `clean_prompts`: plain labels without the reference's repeated name; `precision`: fp32
+    (default), bf16 or fp16 (CUDA only) for the towers.
     """
 
     def __init__(self, model: VideoCLIP, tokenizer, identity: str | None = None, *,
                  device: str | torch.device | None = None, num_frames: int = 8,
                  sampling_rate: int = 16, target_fps: float = 30.0, num_views: int = 3,
+                 sampling: str = "reference", apply_rotation: bool = True,
                  templates: Sequence[str] = ALL_PROMPTS, cache_dir: str | os.PathLike | None = None,
-                 use_cache: bool = True, batch_size: int = 4, num_workers: int | None = None):
+                 use_cache: bool = True, batch_size: int = 4, num_workers: int | None = None,
+                 clean_prompts: bool = False, precision: str = "fp32"):
+        from ..data.sampling import get_sampling
+        from ..engine.precision import eval_autocast_dtype
+
+        get_sampling(sampling)  # a bad name fails here, not in a worker
         self.device = torch.device(device) if device is not None else _default_device()
+        self.precision = precision
+        self.dtype = eval_autocast_dtype(precision, self.device, key="precision")
+        self.clean_prompts = bool(clean_prompts)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self._identity = identity
@@ -121,6 +142,8 @@ class Recognizer:
         self.sampling_rate = sampling_rate
         self.target_fps = target_fps
         self.num_views = num_views
+        self.sampling = sampling
+        self.apply_rotation = apply_rotation
         self.templates = tuple(templates)
         self.cache = TextCache(cache_dir) if use_cache else None
         self.batch_size = batch_size
@@ -131,13 +154,28 @@ class Recognizer:
 
     # -- loading ---------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device=None, **kwargs) -> "Recognizer":
-        """A student exported by froster (a folder with model.safetensors + config.json)."""
-        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_student
+    def from_checkpoint(cls, path: str | os.PathLike, device=None, trust_pickle: bool = False,
+                        **kwargs) -> "Recognizer":
+        """A student exported by froster (a folder with model.safetensors + config.json), or
+        another project's checkpoint file as released (FROSTER reference, Open-VCLIP,
+        ViFi-CLIP; see froster.interop). Frames per view and sampling rate default to the
+        ones the checkpoint records (its training run's), else 8 x 16."""
+        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, froster_folder, load_student
 
-        model, tokenizer, _ = load_student(path, device="cpu")
-        folder = Path(path) if Path(path).is_dir() else Path(path).parent
-        identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        model, tokenizer, config = load_student(path, device="cpu", trust_pickle=trust_pickle)
+        folder = froster_folder(path)
+        if folder is not None:
+            identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
+        else:
+            identity = f"imported:{model.temporal}:{model.neighbor_padding}:{file_sha256(path)}"
+        recorded = (config.get("extra") or {}).get("config") or {}
+        for key in ("num_frames", "sampling_rate"):
+            if kwargs.get(key) is None and recorded.get(key):
+                kwargs[key] = int(recorded[key])
+            elif kwargs.get(key) is None:
+                kwargs.pop(key, None)  # the constructor's default
+        if kwargs.get("clean_prompts") is None:  # the prompt form the model was trained with
+            kwargs["clean_prompts"] = bool(recorded.get("clean_prompts", False))
         return cls(model, tokenizer, identity, device=device, **kwargs)
 
     @classmethod
@@ -147,10 +185,18 @@ class Recognizer:
         """A CLIP through open_clip: `pretrained` is a tag (e.g. "openai", downloaded by
         open_clip where there is a network), a local weights file, or None (random weights).
         Raises `froster.clip.WeightsUnavailableError` with what to do when weights cannot be had."""
+        from .. import backbones
         from ..checkpoint import StudentSpec, build_student
 
+        backbone = backbones.get(temporal)()
+        if backbone.adds_parameters and not backbone.starts_as_clip:
+            raise ValueError(f"temporal={temporal!r} adds a module that only training sets "
+                             f"(a plain CLIP would run it with random weights); pass a "
+                             f"trained checkpoint instead (froster train ... temporal={temporal})")
         spec = StudentSpec(model=model, pretrained=pretrained, quick_gelu=quick_gelu,
                            temporal=temporal, neighbor_padding=neighbor_padding)
+        if kwargs.get("clean_prompts") is None:
+            kwargs["clean_prompts"] = False
         student, tokenizer = build_student(spec)
         settings = f"{model}:qg={quick_gelu}:{temporal}:{neighbor_padding}"
         if pretrained in (None, "", "none", "None", "random"):
@@ -172,23 +218,35 @@ class Recognizer:
     def view_settings(self) -> dict:
         return {"num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
                 "target_fps": self.target_fps, "num_views": self.num_views,
-                "num_crops": 1, "size": self.size}
+                "num_crops": 1, "size": self.size, "sampling": self.sampling,
+                "apply_rotation": self.apply_rotation}
+
+    @property
+    def run_settings(self) -> dict:
+        """What else changes the numbers: the prompt form and the towers' precision."""
+        return {"clean_prompts": self.clean_prompts, "precision": self.precision}
 
     # -- text ------------------------------------------------------------------------
     def _encode_prompts(self, texts: list[ClassText], templates: tuple[str, ...]) -> torch.Tensor:
         key = None
         if self.cache is not None:  # keyed by the exact prompts, so names/descriptions count
-            prompts = [make_prompt(template, t) for t in texts for template in templates]
-            key = text_key(self.identity, prompts, [str(len(templates))])
+            prompts = [make_prompt(template, t, self.clean_prompts)
+                       for t in texts for template in templates]
+            extra = [str(len(templates))]
+            if self.precision != "fp32":  # fp32 keys stay as they were before this option
+                extra.append(self.precision)
+            key = text_key(self.identity, prompts, extra)
         if key is not None and (cached := self.cache.get(key)) is not None:
             return cached.to(self.device)
-        bank = PromptBank(texts, self.tokenizer, templates)
+        bank = PromptBank(texts, self.tokenizer, templates, self.clean_prompts)
         embeddings = []
         with torch.inference_mode():
             for start in range(0, len(texts), 256):  # bounded memory for huge label sets
                 tokens = bank.stacked(bank.all_templates())[start:start + 256].to(self.device)
                 self.text_tower_calls += 1
-                embeddings.append(self.model.encode_classes(tokens).float())
+                with autocast(self.device, self.dtype):
+                    classes = self.model.encode_classes(tokens)
+                embeddings.append(F.normalize(classes.float(), dim=-1))
         embeddings = torch.cat(embeddings)
         if key is not None:
             self.cache.put(key, embeddings)
@@ -225,7 +283,7 @@ class Recognizer:
         """
         if not isinstance(video, torch.Tensor):
             dataset = self.dataset([video])
-            return dataset.load_test_views(dataset.items[0])
+            return dataset.load_test_views(dataset.items[0]).frames
         if video.dtype != torch.uint8:
             raise ValueError(f"a frame tensor must be uint8, got {video.dtype} (use `encode` "
                              "for normalised float input)")
@@ -245,9 +303,9 @@ class Recognizer:
         if videos.dtype == torch.uint8:
             videos = normalize(videos, self.mean, self.std)
         batch, views = videos.shape[:2]
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.dtype):
             frames = self.model.encode_frames(videos.flatten(0, 1))
-        return frames.view(batch, views, *frames.shape[1:]).float()
+        return frames.float().view(batch, views, *frames.shape[1:])
 
     def view_logits(self, frames: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
         """(B, V, T, D) frame embeddings, (C, D) classifier -> (B, C) logits summed over views."""
@@ -289,8 +347,10 @@ class Recognizer:
                 results = []
                 if len(batch["index"]):
                     frames = self.encode(batch["video"]).cpu()
-                    results += [VideoResult(int(i), dataset.items[int(i)].path, frames[k])
-                                for k, i in enumerate(batch["index"])]
+                    fallback = dict(batch["fallback"])
+                    results += [VideoResult(int(i), path, frames[k], fallback=fallback.get(path))
+                                for k, i in enumerate(batch["index"])
+                                for path in [dataset.items[int(i)].path]]
                 results += [VideoResult(int(i), dataset.items[int(i)].path, error=f.message)
                             for i, f in zip(batch["failed_index"], batch["failed"])]
                 for result in sorted(results, key=lambda r: r.index):
@@ -314,6 +374,21 @@ class Recognizer:
         names = [c.name for c in _label_texts(labels)]
         probs = self.logits(video, labels, templates).softmax(dim=-1)
         return rank(names, probs, top_k)
+
+    def timeline(self, source, labels: Sequence[str | ClassText], window: float | None = None,
+                 stride: float = 1.0, **options):
+        """Windows of a long video or a live stream, yielded as they are known.
+
+        `source`: a file, a URL, a capture device, "-" (stdin) or a binary file object.
+        A window is `num_frames` frames over `window` seconds (default: the model's
+        sampling, 8 x 16 frames at 30 fps = 4.27 s), one every `stride` seconds; each has
+        its times, logits (as `logits` on its frames), probabilities, smoothed scores,
+        top labels and label (None below `threshold`). Options: threshold, smooth, top_k,
+        templates, batch_size, input_format, input_options, apply_rotation, on_frame.
+        See `froster.inference.timeline`; `timeline.segments(windows)` merges them."""
+        from .timeline import Timeline
+
+        return Timeline(self, source, labels, window=window, stride=stride, **options)
 
     def embed_videos(self, videos: Iterable, batch_size: int | None = None,
                      num_workers: int | None = None, progress: bool = False) -> torch.Tensor:

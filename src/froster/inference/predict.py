@@ -8,9 +8,9 @@ Output formats (one record per video, written and flushed as soon as it is done)
          one row with an empty rank for a video that failed;
   table  human-readable text.
 ``run`` is a short hash of what produced the record (model, labels, templates, views,
-top-k). Rerunning with the same ``--output`` (json or csv) skips the videos already done
-by the same run; videos that failed are tried again; a file from a different run is
-refused unless ``overwrite`` is given.
+top-k, prompt form, precision). Rerunning with the same ``--output`` (json or csv) skips
+the videos already done by the same run; videos that failed are tried again; a file from a
+different run is refused unless ``overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def format_for(output: str | os.PathLike | None, fmt: str | None) -> str:
 
 def run_key(recognizer: Recognizer, labels: Sequence[str], templates: Sequence[str],
             top_k: int) -> str:
-    payload = json.dumps([recognizer.identity, list(labels), list(templates),
-                          recognizer.view_settings, top_k])
+    payload = [recognizer.identity, list(labels), list(templates), recognizer.view_settings, top_k]
+    if recognizer.run_settings != {"clean_prompts": False, "precision": "fp32"}:
+        payload.append(recognizer.run_settings)  # the defaults keep earlier outputs resumable
+    payload = json.dumps(payload)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -173,13 +175,16 @@ class PredictSummary:
     ok: int = 0
     skipped: int = 0
     failed: list[Prediction] = field(default_factory=list)
+    fallback: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
 
     def report(self, output: str | None = None) -> str:
+        from ..data.failures import describe_fallbacks
+
         where = f" (already in {output})" if output else ""
         lines = [f"{self.total} videos: {self.ok} predicted, {len(self.failed)} failed, "
                  f"{self.skipped} skipped{where}"]
         lines += [f"  failed: {p.error}" for p in self.failed]
-        return "\n".join(lines)
+        return "\n".join(lines + describe_fallbacks(self.fallback))
 
 
 def predict(recognizer: Recognizer, videos: Sequence[str], labels: Sequence[str],
@@ -226,6 +231,8 @@ def predict(recognizer: Recognizer, videos: Sequence[str], labels: Sequence[str]
                 logits = recognizer.view_logits(result.frames[None], classifier)[0]
                 prediction = Prediction(result.path, rank(names, logits.softmax(-1), top_k))
                 summary.ok += 1
+                if result.fallback:
+                    summary.fallback.append((result.path, result.fallback))
             else:
                 prediction = Prediction(result.path, error=result.error)
                 summary.failed.append(prediction)

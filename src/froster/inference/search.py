@@ -3,11 +3,11 @@
 The folder's videos are embedded once (`Recognizer.video_embedding`: the mean of the
 normalised frame embeddings over all test views, normalised) into an index file beside
 them, ``DIR/.froster_index.safetensors``: the embeddings plus, in its metadata, the model
-identity, view settings and each video's size and modification time. Later runs embed
-only new or changed videos and drop removed ones; a model or view change rebuilds the
-index. Videos that cannot be read are remembered with their error (tried again when the
-file changes) and reported. The index is saved every few hundred videos, so an
-interrupted build goes on from where it stopped.
+identity, view settings, precision and each video's size and modification time. Later
+runs embed only new or changed videos and drop removed ones; a model, view or precision
+change rebuilds the index. Videos that cannot be read are remembered with their error
+(tried again when the file changes) and reported. The index is saved every few hundred
+videos, so an interrupted build goes on from where it stopped.
 """
 
 from __future__ import annotations
@@ -40,12 +40,15 @@ class UpdateReport:
     reused: int = 0
     removed: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # relative path -> error
+    fallback: dict[str, str] = field(default_factory=dict)  # newly embedded: path -> reason
 
     def report(self) -> str:
+        from ..data.failures import describe_fallbacks
+
         lines = [f"index: {self.total} videos, {self.added} newly embedded, {self.reused} "
                  f"reused, {self.removed} dropped, {len(self.failed)} unreadable"]
         lines += [f"  failed: {message}" for message in self.failed.values()]
-        return "\n".join(lines)
+        return "\n".join(lines + describe_fallbacks(self.fallback.items()))
 
 
 class VideoIndex:
@@ -65,8 +68,11 @@ class VideoIndex:
 
     # -- storage ---------------------------------------------------------------------
     def _settings(self) -> dict:
-        return {"schema": _SCHEMA, "model": self.recognizer.identity,
-                "views": self.recognizer.view_settings}
+        settings = {"schema": _SCHEMA, "model": self.recognizer.identity,
+                    "views": self.recognizer.view_settings}
+        if self.recognizer.precision != "fp32":  # fp32 indexes stay valid
+            settings["precision"] = self.recognizer.precision
+        return settings
 
     def load(self) -> bool:
         """Read the index file if it exists and fits this model; False otherwise."""
@@ -133,6 +139,8 @@ class VideoIndex:
                 self.stats[rel] = current[rel]
                 new_rows.append(self.recognizer.video_embedding(result.frames))
                 report.added += 1
+                if result.fallback:
+                    report.fallback[rel] = result.fallback
             else:
                 size, mtime = current[rel]
                 self.errors[rel] = {"size": size, "mtime_ns": mtime, "error": result.error}

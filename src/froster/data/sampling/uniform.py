@@ -1,4 +1,9 @@
-"""Which frames make a clip, as in PySlowFast (the FROSTER reference).
+"""``sampling: uniform``: even sampling over the whole clip, by frame number.
+
+The clean option (froster's sampling before ``reference`` became the default): the rule
+of PySlowFast's decode-everything path, applied to every file by frame number, whatever
+its container. Test views use the offset rule of the FROSTER configs
+(USE_OFFSET_SAMPLING), so the last view ends at the last frame.
 
 A clip is ``num_frames`` frames ``sampling_rate`` frames apart at ``target_fps``;
 in source frames it spans ``clip_size = sampling_rate * num_frames / target_fps * fps``.
@@ -12,7 +17,10 @@ from __future__ import annotations
 import math
 import random
 
-__all__ = ["clip_size", "clip_indices", "train_clip_indices", "test_view_indices"]
+from .clip import ClipSpec, Sampled
+
+__all__ = ["clip_size", "clip_indices", "train_clip_indices", "test_view_indices",
+           "train_clip", "test_views"]
 
 
 def clip_size(video_fps: float, num_frames: int = 8, sampling_rate: int = 16, target_fps: float = 30) -> float:
@@ -35,11 +43,13 @@ def train_clip_indices(
     sampling_rate: int = 16,
     target_fps: float = 30,
     rng: random.Random | None = None,
+    start: float | None = None,
 ) -> list[int]:
-    """One clip at a uniformly random start."""
+    """One clip at a uniformly random start (or at ``start``, a frame number)."""
     size = clip_size(video_fps, num_frames, sampling_rate, target_fps)
     delta = max(num_video_frames - size, 0)
-    start = (rng or random).uniform(0, delta)
+    if start is None:
+        start = (rng or random).uniform(0, delta)
     return clip_indices(start, size, num_frames, num_video_frames)
 
 
@@ -66,4 +76,21 @@ def test_view_indices(
     return [clip_indices(s, size, num_frames, num_video_frames) for s in starts]
 
 
+def train_clip(video, spec: ClipSpec, rng: random.Random, start: float | None = None) -> Sampled:
+    """One training clip of an open video (froster.data.decode)."""
+    info = video.info()
+    indices = train_clip_indices(info.num_frames, info.fps, spec.num_frames, spec.sampling_rate,
+                                 spec.target_fps, rng, start)
+    return Sampled(video.read(indices))
+
+
+def test_views(video, spec: ClipSpec) -> Sampled:
+    """The test views of an open video, one after another."""
+    info = video.info()
+    views = test_view_indices(info.num_frames, info.fps, spec.num_frames, spec.sampling_rate,
+                              spec.target_fps, spec.num_views)
+    return Sampled(video.read([i for view in views for i in view]))
+
+
 test_view_indices.__test__ = False  # a library function, not a test for pytest to collect
+test_views.__test__ = False

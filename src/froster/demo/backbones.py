@@ -1,0 +1,105 @@
+"""The paper's Table 3 on the demo world: each video backbone of `froster.backbones`
+plainly fine-tuned and trained with FROSTER, through the same protocol as the default
+demo (`run.py`: three training splits, base / novel / HM, mean ± std over the splits).
+
+    result = run_backbones_demo("froster_demo")    # long: two demo rows per backbone
+
+Writes `backbones.json`, `backbones.md` and `backbones.png` to `out_dir`; each row's runs
+are under `out_dir/backbones/<backbone>/<fine_tune|froster>/`, tidied as the default
+demo's (`footprint`) unless `keep_runs`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .. import backbones
+from .benchmark import write_benchmark
+from .footprint import describe
+from .pretrain import pretrain
+from .run import ROWS, demo_settings, draw_chart, run_row
+from .world import SIGNATURE_PROB
+
+__all__ = ["run_backbones_demo", "backbones_table"]
+
+TRAINED_ROWS = [row for row in ROWS if row[0] != "zero_shot"]  # fine-tuning, FROSTER
+CHART_SIZE = (1400, 520)
+
+
+def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
+                       signature_prob: float = SIGNATURE_PROB, epochs: int | None = None,
+                       names=None, log=print, keep_runs: bool = False) -> dict:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = list(names or backbones.names())
+    spec, pre_cfg, cfg = demo_settings(quick, seed, signature_prob, epochs)
+    start = time.perf_counter()
+    timings = {}
+
+    log(f"[backbones] writing the demo benchmark to {out / 'benchmark'}")
+    files = write_benchmark(out / "benchmark", spec)
+    log(f"[backbones] pretraining the {pre_cfg.model} CLIP ({pre_cfg.steps} steps)")
+    t = time.perf_counter()
+    weights = out / "clip.safetensors"
+    pretrain(pre_cfg, weights, log=lambda m: log(f"[backbones] {m}"))
+    timings["pretrain"] = time.perf_counter() - t
+    cfg = replace(cfg, pretrained=str(weights.resolve()))
+
+    rows = []
+    for name in names:
+        for key, label, overrides in TRAINED_ROWS:
+            log(f"[backbones] {name}: {label}")
+            row = run_row(replace(cfg, temporal=name), key, label, overrides, files,
+                          out / "backbones" / name / key, keep_runs)
+            rows.append(row | {"backbone": name})
+            timings[f"{name}/{key}"] = row["seconds"]
+            log(f"[backbones] {name}: {label}: base {row['base']:.1f}, novel "
+                f"{row['novel']:.1f}, HM {row['hm']:.1f} ({row['seconds']:.0f} s)")
+    timings["total"] = time.perf_counter() - start
+
+    result = {"quick": quick, "seed": seed, "signature_prob": signature_prob, "rows": rows,
+              "timings": timings,
+              "settings": {"benchmark": asdict(spec), "pretrain": asdict(pre_cfg),
+                           "engine": cfg.to_dict(), "backbones": names}}
+    (out / "backbones.json").write_text(json.dumps(result, indent=2) + "\n")
+    first = rows[0]["splits"][0]
+    table = backbones_table(rows) + (
+        f"\nTop-1 %: mean ± std over {spec.train_splits} training splits; each split is "
+        f"evaluated on {first['base_videos']} base and {first['novel_videos']} novel test "
+        f"videos. ΔHM: FROSTER's HM minus fine-tuning's.\n")
+    (out / "backbones.md").write_text(table + f"\nTotal time: {timings['total']:.0f} s\n")
+    chart_rows = [r | {"method": f"{r['backbone']} {'FROSTER' if r['key'] == 'froster' else 'FT'}"}
+                  for r in rows]
+    draw_chart(chart_rows, out / "backbones.png", size=CHART_SIZE,
+               title="FROSTER demo, paper Table 3 analogue: fine-tuning (FT) vs FROSTER per "
+                     f"video backbone, base-to-novel top-1 (%), mean ± std over "
+                     f"{spec.train_splits} splits" + (" [quick: noise]" if quick else ""))
+    log("")
+    log(table)
+    log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); results in {out}")
+    log(f"[backbones] left {describe(out)}" + ("" if keep_runs else
+        "; training states and the fine-tuning rows' students were removed (--keep-runs keeps them)"))
+    return result
+
+
+def backbones_table(rows) -> str:
+    """One line per backbone: fine-tuning and FROSTER base / novel / HM, and the HM gain."""
+    lines = ["| backbone | fine-tuning base | novel | HM | FROSTER base | novel | HM | ΔHM |",
+             "|---|---|---|---|---|---|---|---|"]
+    by_backbone: dict[str, dict] = {}
+    for row in rows:
+        by_backbone.setdefault(row["backbone"], {})[row["key"]] = row
+    for name, pair in by_backbone.items():
+        cells = []
+        for key in ("fine_tune", "froster"):
+            r = pair.get(key)
+            cells += ([f"{r['base']:.1f} ± {r['base_std']:.1f}", f"{r['novel']:.1f} ± "
+                       f"{r['novel_std']:.1f}", f"{r['hm']:.1f}"] if r else ["-"] * 3)
+        gain = (f"{pair['froster']['hm'] - pair['fine_tune']['hm']:+.1f}"
+                if len(pair) == 2 else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {gain} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,57 @@
+"""`froster demo --temporal NAME` and `froster demo --backbones`: the paper's Table 3 on the
+demo world (a quick smoke run here; the full run is long and reported in docs/demo.md)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from froster.cli import main
+from froster.demo.backbones import CHART_SIZE
+from froster.demo.run import demo_settings
+
+
+def test_backbones_demo_quick(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--backbones", "adaptformer", "--output", str(out)]) == 0
+    result = json.loads((out / "backbones.json").read_text())
+    assert [(r["backbone"], r["key"]) for r in result["rows"]] == [
+        ("adaptformer", "fine_tune"), ("adaptformer", "froster")]
+    for row in result["rows"]:
+        values = np.array([s["novel"] for s in row["splits"]])
+        assert len(values) == result["settings"]["benchmark"]["train_splits"]
+        assert row["novel"] == pytest.approx(values.mean()) and row["novel_std"] == pytest.approx(values.std())
+        run = out / "backbones" / "adaptformer" / row["key"]
+        config = yaml.safe_load((run / "train_1" / "config.yaml").read_text())
+        assert config["temporal"] == "adaptformer" and config["distill"] == (row["key"] == "froster")
+    fine, froster = result["rows"]
+    table = (out / "backbones.md").read_text()
+    assert "| backbone | fine-tuning base | novel | HM | FROSTER base | novel | HM | ΔHM |" in table
+    assert f"| adaptformer | {fine['base']:.1f} ± {fine['base_std']:.1f} |" in table
+    assert f"{froster['hm'] - fine['hm']:+.1f} |" in table
+    assert "| backbone |" in capsys.readouterr().out
+    with Image.open(out / "backbones.png") as image:
+        assert image.size == CHART_SIZE
+        image.verify()
+
+
+def test_demo_temporal_option_reaches_the_student(monkeypatch):
+    import froster.demo.run as run
+    seen = {}
+    monkeypatch.setattr(run, "run_demo", lambda out, **kwargs: seen.update(kwargs))
+    assert main(["demo", "--quick", "--temporal", "st_adapter"]) == 0
+    assert seen["temporal"] == "st_adapter"
+    assert demo_settings(quick=True, temporal="st_adapter")[2].temporal == "st_adapter"
+    assert demo_settings()[2].temporal == "neighbor"  # the default demo is unchanged
+
+
+def test_demo_rejects_unknown_backbones(capsys):
+    assert main(["demo", "--backbones", "aim,lstm"]) == 2
+    assert "unknown backbone(s) lstm" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--temporal", "lstm"])
+    assert "invalid choice: 'lstm'" in capsys.readouterr().err
