@@ -51,8 +51,8 @@ def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: in
     for name in names:
         for key, label, overrides in TRAINED_ROWS:
             log(f"[backbones] {name}: {label}")
-            row = run_row(replace(cfg, temporal=name), key, label, overrides, files,
-                          out / "backbones" / name / key)
+            row = finished_or_run(replace(cfg, temporal=name), key, label, overrides, files,
+                                  out / "backbones" / name / key, log)
             rows.append(row | {"backbone": name})
             timings[f"{name}/{key}"] = row["seconds"]
             log(f"[backbones] {name}: {label}: base {row['base']:.1f}, novel "
@@ -80,6 +80,25 @@ def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: in
     log(table)
     log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); results in {out}")
     return result
+
+
+def finished_or_run(cfg, key: str, label: str, overrides: dict, files, out: Path, log) -> dict:
+    """`run_row`, unless `out/row.json` holds this row finished with the same settings: the
+    whole table takes hours on a small machine, so an interrupted run goes on where it
+    stopped (delete the folder to start over)."""
+    saved = out / "row.json"
+    settings = json.loads(json.dumps({"engine": cfg.to_dict(), "overrides": overrides}))
+    if saved.is_file():
+        try:
+            kept = json.loads(saved.read_text())
+        except (OSError, ValueError):
+            kept = {}
+        if kept.get("settings") == settings:
+            log(f"[backbones] {cfg.temporal}: {label}: finished earlier, read from {saved}")
+            return kept["row"]
+    row = run_row(cfg, key, label, overrides, files, out)
+    saved.write_text(json.dumps({"settings": settings, "row": row}, indent=2) + "\n")
+    return row
 
 
 def backbones_table(rows) -> str:
