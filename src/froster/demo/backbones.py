@@ -53,8 +53,8 @@ def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: in
     for name in names:
         for key, label, overrides in TRAINED_ROWS:
             log(f"[backbones] {name}: {label}")
-            row = run_row(replace(cfg, temporal=name), key, label, overrides, files,
-                          out / "backbones" / name / key, keep_runs)
+            row = finished_or_run(replace(cfg, temporal=name), key, label, overrides, files,
+                                  out / "backbones" / name / key, log, keep_runs)
             rows.append(row | {"backbone": name})
             timings[f"{name}/{key}"] = row["seconds"]
             log(f"[backbones] {name}: {label}: base {row['base']:.1f}, novel "
@@ -84,6 +84,26 @@ def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: in
     log(f"[backbones] left {describe(out)}" + ("" if keep_runs else
         "; training states and the fine-tuning rows' students were removed (--keep-runs keeps them)"))
     return result
+
+
+def finished_or_run(cfg, key: str, label: str, overrides: dict, files, out: Path, log,
+                    keep_runs: bool = False) -> dict:
+    """`run_row`, unless `out/row.json` holds this row finished with the same settings: the
+    whole table takes hours on a small machine, so an interrupted run goes on where it
+    stopped (delete the folder to start over)."""
+    saved = out / "row.json"
+    settings = json.loads(json.dumps({"engine": cfg.to_dict(), "overrides": overrides}))
+    if saved.is_file():
+        try:
+            kept = json.loads(saved.read_text())
+        except (OSError, ValueError):
+            kept = {}
+        if kept.get("settings") == settings:
+            log(f"[backbones] {cfg.temporal}: {label}: finished earlier, read from {saved}")
+            return kept["row"]
+    row = run_row(cfg, key, label, overrides, files, out, keep_runs)
+    saved.write_text(json.dumps({"settings": settings, "row": row}, indent=2) + "\n")
+    return row
 
 
 def backbones_table(rows) -> str:

@@ -46,7 +46,8 @@ def register(subparsers) -> None:
                         help="instead of the three rows, the paper's Table 3 analogue: "
                              "fine-tuning vs FROSTER for every backbone (or the comma-"
                              "separated NAMES), writing backbones.{json,md,png}; about 12 "
-                             "times the default demo's training time (see docs/demo.md)")
+                             "times the default demo's training time (see docs/demo.md); "
+                             "run again with the same --output, it goes on where it stopped")
     parser.add_argument("--keep-runs", action="store_true",
                         help="keep every run's training state and per-epoch exports for "
                              "inspection (about 1 GB; by default the demo leaves under 100 MB: "
