@@ -57,3 +57,17 @@ def test_help_of_every_command_imports_only_the_standard_library():
     assert all(entry["usage"] for entry in report.values()), report
     heavy = {name: entry["foreign"][:8] for name, entry in report.items() if entry["foreign"]}
     assert heavy == {}, f"--help imported modules outside the standard library: {heavy}"
+
+
+def test_cli_makes_idle_openmp_threads_sleep_unless_the_user_chose():
+    """Set before torch loads OpenMP (spinning threads on shared cores: bench/omp_wait.py)."""
+    import os
+
+    script = ("import os, sys; import froster.cli; "
+              "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for given, expected in ((None, "PASSIVE False"), ("ACTIVE", "ACTIVE False")):
+        run_env = env if given is None else env | {"OMP_WAIT_POLICY": given}
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                env=run_env, timeout=60)
+        assert result.stdout.split() == expected.split(), result.stderr[-2000:]
