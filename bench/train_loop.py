@@ -11,7 +11,12 @@ folder. Prints `key: value` lines; `loop_over_model_step` is loop steps/s over m
 steps/s in steady state (after each epoch's first batch); the target is >= 0.9 (loading
 hides behind compute). `loop_over_model_step_with_epoch_start` also counts the wait for
 each epoch's first batch (worker start-up), which a real epoch of thousands of steps
-amortises.
+amortises. Each loop epoch ends as training's do, with the running weight average
+(`Trainer.accumulate_average`, on from epoch 1 here) counted in the loop's time.
+
+`disk_mb_per_epoch` is what an epoch's end (`Trainer.save`) writes beyond the training state
+(`checkpoints/last.pt`, overwritten each epoch), with `--keep-epochs` (default none: target
+0; `all` shows the per-epoch exports it saves); `training_state_mb` is that state's size.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the model (default: cores minus workers)")
+    parser.add_argument("--keep-epochs", default="none", help="all, none or N (default none)")
     args = parser.parse_args()
     logging.getLogger().setLevel(logging.ERROR)
     device = resolve_device(args.device)
@@ -102,7 +108,8 @@ def main() -> None:
             f"model={args.model}", "pretrained=none", f"num_frames={args.frames}",
             f"sampling_rate={args.sampling_rate}", f"batch_size={args.batch}",
             f"num_workers={args.workers}", "progress=false", f"device={device}",
-            f"output_dir={tmp}/run", "log_every=1000000", "epochs=1000",
+            f"output_dir={tmp}/run", "log_every=1000000", "epochs=1000", "average_from_epoch=1",
+            f"keep_epochs={args.keep_epochs}",
             *[f"{k}={v}" for k, v in data.items()]])
         trainer = Trainer(cfg, DistInfo(device=device))
         steps = trainer.steps_per_epoch
@@ -118,6 +125,8 @@ def main() -> None:
                 if first is None:
                     first = time.perf_counter()
                 trainer.train_step(group)
+            trainer.epoch = epoch + 1
+            trainer.accumulate_average()  # what the end of a training epoch adds to the loop
             sync(device)
             end = time.perf_counter()
             return end - t0, end - first
@@ -130,6 +139,21 @@ def main() -> None:
             sync(device)
             return time.perf_counter() - t0
 
+        def written_per_save(epochs: int = 3) -> tuple[float, float]:
+            """(MB written beyond last.pt per epoch end, MB of last.pt), from `save()`."""
+            run = Path(cfg.output_dir)
+
+            def others() -> int:
+                return sum(p.stat().st_size for p in run.rglob("*")
+                           if p.is_file() and p != run / "checkpoints" / "last.pt")
+            trainer.save()  # the first save creates the folders
+            before = others()
+            for _ in range(epochs):
+                trainer.epoch += 1
+                trainer.save()
+            state = (run / "checkpoints" / "last.pt").stat().st_size
+            return (others() - before) / epochs / 2**20, state / 2**20
+
         preloaded = list(trainer.epoch_batches(0, FailureLog()))[:steps]
         model_epoch(preloaded[:1])  # warm-up (allocations, teacher text cache)
         loop_epoch(0)
@@ -139,6 +163,8 @@ def main() -> None:
             loop_s.append(total)
             steady_s.append(steady)
             model_s.append(model_epoch(preloaded))
+        disk_mb, state_mb = written_per_save()
+        averaged = len(trainer.average)
 
     loop_rate = steps / statistics.median(loop_s)
     steady_rate = steps / statistics.median(steady_s)
@@ -159,6 +185,10 @@ def main() -> None:
     print(f"loop_steps_per_second_with_epoch_start: {loop_rate:.3f}")
     print(f"loop_over_model_step: {steady_rate / model_rate:.3f}")
     print(f"loop_over_model_step_with_epoch_start: {loop_rate / model_rate:.3f}")
+    print(f"keep_epochs: {args.keep_epochs}")
+    print(f"epochs_in_running_average: {averaged}")
+    print(f"disk_mb_per_epoch: {disk_mb:.3f}")
+    print(f"training_state_mb: {state_mb:.1f}")
 
 
 if __name__ == "__main__":

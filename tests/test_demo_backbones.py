@@ -15,7 +15,7 @@ from froster.demo.backbones import CHART_SIZE
 from froster.demo.run import demo_settings
 
 
-def test_backbones_demo_quick(tmp_path, capsys):
+def quick_backbones_demo(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--backbones", "adaptformer", "--output", str(out)]) == 0
     result = json.loads((out / "backbones.json").read_text())
@@ -33,10 +33,42 @@ def test_backbones_demo_quick(tmp_path, capsys):
     assert "| backbone | fine-tuning base | novel | HM | FROSTER base | novel | HM | ΔHM |" in table
     assert f"| adaptformer | {fine['base']:.1f} ± {fine['base_std']:.1f} |" in table
     assert f"{froster['hm'] - fine['hm']:+.1f} |" in table
-    assert "| backbone |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| backbone |" in printed
+    # footprint: no training state left; students only of the FROSTER rows
+    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert not [p for p in left if "/checkpoints/" in p]
+    students = {p.split("/")[2] for p in left if p.endswith("model.safetensors") and "/" in p}
+    assert students == {"froster"}
+    assert "[backbones] left " in printed and str(out.resolve()) in printed
     with Image.open(out / "backbones.png") as image:
         assert image.size == CHART_SIZE
         image.verify()
+    return out, result
+
+
+def test_backbones_demo_quick_and_where_it_stopped(tmp_path, monkeypatch, capsys):
+    """The table, JSON and chart of a quick run; then a finished row is read back from its
+    row.json when the settings match, and run again when they do not."""
+    import froster.demo.backbones as demo_backbones
+    out, first = quick_backbones_demo(tmp_path, capsys)
+    ran = []
+
+    def run_row(cfg, key, *args):
+        ran.append(key)
+        return {"key": key, "method": key, "base": 1.0, "novel": 2.0, "hm": 1.3,
+                "base_std": 0.0, "novel_std": 0.0, "splits": first["rows"][0]["splits"],
+                "seconds": 0.0}
+    monkeypatch.setattr(demo_backbones, "run_row", run_row)
+    again = demo_backbones.run_backbones_demo(out, quick=True, names=["adaptformer"], log=lambda m: None)
+    assert ran == [] and again["rows"] == first["rows"]
+    saved = out / "backbones" / "adaptformer" / "froster" / "row.json"
+    kept = json.loads(saved.read_text())
+    kept["settings"]["engine"]["lr"] *= 2  # as if run with other settings
+    saved.write_text(json.dumps(kept))
+    third = demo_backbones.run_backbones_demo(out, quick=True, names=["adaptformer"], log=lambda m: None)
+    assert ran == ["froster"] and third["rows"][0] == first["rows"][0]
+    assert third["rows"][1]["base"] == 1.0
 
 
 def test_demo_temporal_option_reaches_the_student(monkeypatch):

@@ -51,3 +51,12 @@ def test_video_seeds_do_not_depend_on_split_sizes(tmp_path):
     a = read_annotations(small.train[0], small.videos)[0].path
     b = read_annotations(large.train[0], large.videos)[0].path
     assert np.array_equal(decode_frames(a, range(16)).numpy(), decode_frames(b, range(16)).numpy())
+
+
+def test_videos_are_the_same_bytes_whatever_the_number_of_processes(tmp_path):
+    spec = BenchmarkSpec(train_per_class=2, test_per_class=1, train_splits=1)
+    one, two = (write_benchmark(tmp_path / str(n), spec, workers=n) for n in (1, 2))
+    files = sorted(p.relative_to(one.root) for p in one.root.rglob("*") if p.is_file())
+    assert len(files) > 24
+    assert files == sorted(p.relative_to(two.root) for p in two.root.rglob("*") if p.is_file())
+    assert all((one.root / f).read_bytes() == (two.root / f).read_bytes() for f in files)

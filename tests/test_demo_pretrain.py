@@ -57,3 +57,9 @@ def test_demo_architecture_round_trips_through_a_weights_file(tmp_path):
     loaded, _ = create_clip("froster-demo", pretrained=str(path))
     reference = clip.state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in loaded.state_dict().items())
+
+
+def test_corpus_is_the_same_whatever_the_number_of_processes():
+    one, two = (make_corpus(24, 2, workers=n) for n in (1, 2))
+    assert torch.equal(one.images, two.images) and one.images.shape == (48, 3, 32, 32)
+    assert (one.scenes, one.times, one.shows_action) == (two.scenes, two.times, two.shows_action)

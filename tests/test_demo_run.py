@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from froster.cli import main
+from froster.demo.footprint import folder_bytes
 from froster.demo.run import CHART_SIZE, DEMO_EPOCHS
 
 
@@ -65,11 +67,24 @@ def test_demo_quick(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| method | base | novel | HM | splits |" in printed
     assert "Total time" in printed
+    # footprint: no training state; one student per split, of the FROSTER row only (with
+    # --quick's one epoch there is no average: the student is that epoch's export)
+    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert not [p for p in left if "/checkpoints/" in p]
+    assert sorted(p for p in left if p.endswith("model.safetensors")) == \
+        [f"froster/train_{k}/epochs/epoch_001/model.safetensors" for k in (1, 2)]
+    assert {"clip.safetensors", "results.json", "froster/train_1/log.jsonl",
+            "fine_tune/train_1/eval_novel/metrics.json"} <= left
+    # ... and the demo says how much it left, and where
+    said = re.search(r"\[demo\] left ([\d.]+) MB in (\S+) \(", printed)
+    assert said and said.group(2) == str(out.resolve())
+    assert float(said.group(1)) == pytest.approx(folder_bytes(out) / 2**20, abs=0.06)
+    assert folder_bytes(out) < 100 * 2**20
 
 
 def test_demo_control_world_and_epochs_options(tmp_path, capsys):
     out = tmp_path / "control"
-    assert main(["demo", "--quick", "--signature-prob", "0", "--epochs", "2",
+    assert main(["demo", "--quick", "--signature-prob", "0", "--epochs", "2", "--keep-runs",
                  "--output", str(out)]) == 0
     result = _check(out, quick=True)
     assert result["signature_prob"] == 0.0
@@ -78,6 +93,10 @@ def test_demo_control_world_and_epochs_options(tmp_path, capsys):
     assert result["settings"]["engine"]["epochs"] == 2
     log = [json.loads(line) for line in (out / "froster" / "train_1" / "log.jsonl").open()]
     assert [e["epoch"] for e in log if e["kind"] == "epoch"] == [1, 2]
+    for row in ("fine_tune", "froster"):  # --keep-runs keeps every run's state and exports
+        run = out / row / "train_2"
+        assert (run / "checkpoints/last.pt").is_file()
+        assert sorted(p.name for p in (run / "epochs").iterdir()) == ["epoch_001", "epoch_002"]
     for bad, message in ((["--signature-prob", "1.5"], "between 0 and 1"),
                          (["--epochs", "0"], "epochs >= 1")):
         with pytest.raises(SystemExit):

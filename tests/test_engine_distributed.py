@@ -1,6 +1,7 @@
 """Two processes under torchrun (gloo, CPU) against one process over the same global batch:
-identical weights on both ranks, the same weights and metrics as the single process, and
-distributed evaluation counting every video once."""
+identical weights on both ranks, the same weights and metrics as the single process,
+distributed evaluation counting every video once, and the running weight average (kept by
+rank 0) equal to the mean of the stored epoch exports and of every rank's epoch weights."""
 
 import json
 import os
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 from _engine_data import tiny_config, tiny_dataset, without_key_bias
+from safetensors.torch import load_file
 
+from froster.engine.averaging import average_folders
 from froster.engine.distributed import DistInfo
 from froster.engine.train import Trainer
 
@@ -25,18 +28,26 @@ SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     data, out = json.loads(sys.argv[1]), sys.argv[2]
     info = setup("cpu")
+
+    class Recording(Trainer):  # this rank's student weights after every epoch
+        def save(self):
+            self.epoch_weights.append({{k: v.clone() for k, v in self.student.clip.state_dict().items()}})
+            super().save()
+
     for name, extra in (("plain", {{}}), ("sharded", {{"shard_text": True}})):
         cfg = tiny_config(data, out + "/" + name, **extra, **json.loads(sys.argv[3]))
-        trainer = Trainer(cfg, info)
+        trainer = Recording(cfg, info)
+        trainer.epoch_weights = []
         trainer.run()
         metrics = trainer.evaluate(trainer.student, "final")
         torch.save({{"model": trainer.model.state_dict(), "metrics": metrics.summary(),
-                    "top1_per_class": metrics.per_class}},
+                    "top1_per_class": metrics.per_class, "epoch_weights": trainer.epoch_weights,
+                    "holds_sum": trainer.average is not None}},
                    f"{{out}}/{{name}}_rank{{info.rank}}.pt")
     cleanup()
 """)
 
-SETTINGS = {"epochs": 2, "average_from_epoch": 0, "batch_size": 4}
+SETTINGS = {"epochs": 2, "average_from_epoch": 1, "keep_epochs": "all", "batch_size": 4}
 
 
 @pytest.mark.slow
@@ -75,6 +86,20 @@ def two_processes_match_one(tmp_path, settings):
         assert rank0["metrics"] == rank1["metrics"]
         for k in ("top1", "top5", "mean_class_accuracy"):
             assert rank0["metrics"][k] == pytest.approx(getattr(single_metrics, k))
+
+        # the running average (rank 0's sum) = the mean of the exports = the mean of each
+        # rank's epoch weights, which are equal on both ranks after every epoch
+        assert (rank0["holds_sum"], rank1["holds_sum"]) == (True, False)
+        run = tmp_path / name
+        average_folders([run / "epochs/epoch_001", run / "epochs/epoch_002"], tmp_path / f"{name}_mean")
+        running = load_file(run / "average/model.safetensors")
+        stored = load_file(tmp_path / f"{name}_mean/model.safetensors")
+        for key in running:
+            assert (running[key].double() - stored[key].double()).abs().max() <= 1e-6, (name, key)
+            for e in range(2):
+                assert torch.equal(rank0["epoch_weights"][e][key], rank1["epoch_weights"][e][key])
+            by_rank1 = (rank1["epoch_weights"][0][key].double() + rank1["epoch_weights"][1][key]) / 2
+            assert (running[key].double() - by_rank1).abs().max() <= 1e-6, (name, key)
 
     # only rank 0 wrote the run folder, and the log has the 2 x 3 steps
     log = [json.loads(x) for x in (tmp_path / "plain/log.jsonl").read_text().splitlines()]

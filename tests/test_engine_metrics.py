@@ -48,15 +48,51 @@ def test_schedule_warmup_then_cosine():
     assert lrs.index(max(lrs)) == 10
 
 
-def test_no_weight_decay_on_one_dimensional_parameters(tiny_clip):
+def test_weight_decay_groups_follow_the_reference_by_name(tiny_clip):
+    """PySlowFast's rule: no decay on 1-D parameters and on names ending in .bias; the rest,
+    the 0-D logit_scale included, is decayed."""
     from froster.distill import Froster
     from froster.model import VideoCLIP
 
     model = Froster(VideoCLIP(tiny_clip[0]))
     decay, no_decay = param_groups(model, 0.01)
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
-    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
-    ids = {id(p) for p in no_decay["params"]}
-    assert id(model.student.clip.logit_scale) in ids
-    assert id(model.projector_v.fc1.weight) in {id(p) for p in decay["params"]}
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    decayed, exempt = set(decay["names"]), set(no_decay["names"])
+    assert "student.clip.logit_scale" in decayed
+    assert {"projector_v.fc1.weight", "projector_t.fc2.weight", "student.clip.positional_embedding",
+            "student.clip.visual.conv1.weight", "student.clip.token_embedding.weight",
+            "student.clip.visual.proj", "student.clip.text_projection"} <= decayed
+    assert {"student.clip.visual.class_embedding", "student.clip.ln_final.weight",
+            "student.clip.ln_final.bias", "student.clip.visual.transformer.resblocks.0.attn.in_proj_bias",
+            "student.clip.visual.transformer.resblocks.0.mlp.c_fc.bias"} <= exempt
+    named = dict(model.named_parameters())
+    assert decayed | exempt == set(named) and not decayed & exempt
+    assert [id(p) for p in decay["params"]] == [id(named[n]) for n in decay["names"]]
+    for name in decayed:  # exactly the reference's rule, checked name by name
+        assert named[name].ndim != 1 and not name.endswith(".bias")
+    for name in exempt:
+        assert named[name].ndim == 1 or name.endswith(".bias")
+
+
+def test_logit_scale_decay_off_exempts_it(tiny_clip):
+    from froster.distill import Froster
+    from froster.model import VideoCLIP
+
+    model = Froster(VideoCLIP(tiny_clip[0]))
+    on = param_groups(model, 0.01)
+    off = param_groups(model, 0.01, logit_scale_decay=False)
+    assert "student.clip.logit_scale" in off[1]["names"]
+    assert set(on[0]["names"]) - set(off[0]["names"]) == {"student.clip.logit_scale"}
+
+
+def test_the_trainer_decays_logit_scale_unless_told_not_to(tmp_path):
+    from _engine_data import tiny_config, tiny_dataset
+    from froster.engine.distributed import DistInfo
+    from froster.engine.train import Trainer
+
+    data = tiny_dataset(tmp_path / "data", per_class=2, num_classes=2)
+    for setting, group in ((True, 0), (False, 1)):
+        cfg = tiny_config(data, tmp_path / "run", logit_scale_decay=setting)
+        groups = Trainer(cfg, DistInfo()).optimizer.param_groups
+        assert "student.clip.logit_scale" in groups[group]["names"]
+        assert groups[group]["weight_decay"] == (0.01 if group == 0 else 0.0)

@@ -24,7 +24,8 @@ def data(tmp_path_factory):
 
 def settings(data, output_dir, **extra):
     # 12 videos, batch 4 in 2 micro-batches of 2 -> 3 steps per epoch; warm-up inside epoch 1
-    values = dict(epochs=3, grad_accum=2, val_list="", average_from_epoch=2) | extra
+    values = dict(epochs=3, grad_accum=2, val_list="", average_from_epoch=2,
+                  keep_epochs="all") | extra
     return tiny_config(data, output_dir, **values)
 
 

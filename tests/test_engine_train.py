@@ -32,7 +32,8 @@ def args(data, output_dir, **overrides):
 
 def test_train_average_eval_through_the_cli(data, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
-    assert main(["train", *args(data, run, eval_every=3, average_from_epoch=0)]) == 0
+    assert main(["train", *args(data, run, eval_every=3, average_from_epoch=0,
+                                keep_epochs="all")]) == 0
     epochs = sorted(p.name for p in (run / "epochs").iterdir())
     assert epochs == ["epoch_001", "epoch_002", "epoch_003"]
     assert not (run / "average").exists()  # average_from_epoch=0: no averaging in train
@@ -214,6 +215,7 @@ def test_mixed_precision_on_cpu(data, tmp_path, capsys):
     cfg = tiny_config(data, tmp_path, epochs=1, average_from_epoch=0, precision="bf16", eval_every=1)
     trainer = Trainer(cfg, DistInfo())
     assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    assert trainer.eval_dtype is None  # evaluation during training: fp32, as the reference tests
     result = trainer.run()
     assert result["eval"]["evaluated"] == 9
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # fp32 master weights
@@ -236,6 +238,9 @@ def test_bad_training_videos_are_skipped_and_reported(data, tmp_path, capsys):
     records = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     [epoch] = [r for r in records if r["kind"] == "epoch"]
     assert epoch["failed_videos"] == 1 and epoch["steps_per_second"] > 0
+    record = json.loads((tmp_path / "run/record.json").read_text())
+    assert record["videos"]["train"] == 12 and record["videos"]["train_failed"] == 1
+    assert "broken.mp4" in (tmp_path / "run" / record["videos"]["failed_file"]).read_text()
 
 
 def test_videos_sampled_with_a_fallback_are_counted(data, tmp_path, capsys):

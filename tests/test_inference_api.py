@@ -302,3 +302,47 @@ def test_search_index_is_rebuilt_for_another_model(recognizer, folder, tmp_path)
     recognizer.num_views = 1  # other views: other embeddings
     _, report = search_folder(recognizer, folder, "yoga")
     assert report.added == 9
+
+
+def test_prompt_form_of_plain_labels(checkpoint, tmp_path):
+    """Plain labels: the reference's prompts by default, clean ones on request; each form is
+    its own cache entry; a label with a description is the same in both forms."""
+    reference = Recognizer.from_checkpoint(checkpoint, device="cpu", cache_dir=tmp_path)
+    clean = Recognizer.from_checkpoint(checkpoint, device="cpu", cache_dir=tmp_path,
+                                       clean_prompts=True)
+    assert not reference.clean_prompts and clean.clean_prompts
+    for rec, form in ((reference, False), (clean, True)):
+        bank = PromptBank(["juggling"], rec.tokenizer, clean=form)
+        assert bank.prompts(0) == ["a photo of juggling." + ("" if form else " juggling")]
+        with torch.no_grad():
+            expected = rec.model.encode_classes(bank.stacked(bank.all_templates()))
+        assert torch.allclose(rec.label_embeddings(["juggling"]), expected, atol=1e-6)
+    assert clean.text_tower_calls == 1  # not served the reference form's cache entry
+    assert not torch.allclose(reference.label_embeddings(["juggling"]),
+                              clean.label_embeddings(["juggling"]), atol=1e-4)
+    described = [LABELS[1]]
+    assert torch.allclose(reference.label_embeddings(described), clean.label_embeddings(described),
+                          atol=1e-6)
+
+
+def test_checkpoint_trained_with_clean_prompts_predicts_with_them(tmp_path):
+    torch.manual_seed(0)
+    spec = StudentSpec(model="froster-tiny", pretrained=None)
+    student, _ = build_student(spec)
+    export_student(student, spec, tmp_path / "ckpt", {"config": {"clean_prompts": True}})
+    assert Recognizer.from_checkpoint(tmp_path / "ckpt", device="cpu", use_cache=False).clean_prompts
+    assert not Recognizer.from_checkpoint(tmp_path / "ckpt", device="cpu", use_cache=False,
+                                          clean_prompts=False).clean_prompts
+
+
+def test_precision_is_fp32_by_default_and_bf16_is_close(checkpoint, videos, tmp_path):
+    fp32 = Recognizer.from_checkpoint(checkpoint, device="cpu", use_cache=False, num_workers=0)
+    assert fp32.precision == "fp32" and fp32.dtype is None
+    bf16 = Recognizer.from_checkpoint(checkpoint, device="cpu", use_cache=False, num_workers=0,
+                                      precision="bf16")
+    a = fp32.logits(videos / "yoga.mp4", LABELS)
+    b = bf16.logits(videos / "yoga.mp4", LABELS)
+    assert a.dtype == b.dtype == torch.float32
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=0.5)
+    with pytest.raises(ValueError, match="precision=fp16 is for CUDA"):
+        Recognizer.from_checkpoint(checkpoint, device="cpu", precision="fp16")

@@ -83,6 +83,24 @@ def test_predict_matches_the_api(cli, checkpoint, shared_dir, tmp_path):
         pytest.approx([p for _, p in expected], abs=1e-6)
 
 
+@pytest.mark.parametrize("flags,options", [(["--clean-prompts"], {"clean_prompts": True}),
+                                           (["--precision", "bf16"], {"precision": "bf16"})])
+def test_predict_options_reach_the_api(cli, checkpoint, shared_dir, tmp_path, flags, options):
+    clip = shared_dir / "videos" / "hitting_baseball.mp4"
+    code, out, _ = cli("predict", clip, "--labels", "hitting baseball,yoga,swimming", "--checkpoint",
+                       checkpoint, "--format", "json", "--top-k", "0", "--workers", "0",
+                       "--device", "cpu", *flags)
+    assert code == 0
+    [record] = [json.loads(line) for line in out.splitlines()]
+    got = {p["label"]: p["probability"] for p in record["predictions"]}
+    labels = ["hitting baseball", "yoga", "swimming"]
+    for settings, close in ((options, True), ({}, False)):
+        expected = Recognizer.from_checkpoint(checkpoint, device="cpu", use_cache=False,
+                                              **settings).classify(clip, labels)
+        match = all(got[name] == pytest.approx(p, abs=1e-6) for name, p in expected)
+        assert match == close, settings
+
+
 def test_predict_csv_and_table(cli, checkpoint, inputs, tmp_path):
     output = tmp_path / "out" / "predictions.csv"
     code, out, err = cli("predict", *inputs, "--labels", LABELS, "--checkpoint", checkpoint,
@@ -193,6 +211,9 @@ def test_usage_errors(cli, checkpoint, shared_dir, tmp_path):
     empty.mkdir()
     code, _, err = cli("predict", empty, "--labels", "a", "--checkpoint", checkpoint)
     assert code == 2 and "no videos found" in err
+    code, _, err = cli("predict", clip, "--labels", "a", "--checkpoint", checkpoint,
+                       "--device", "cpu", "--precision", "fp16")
+    assert code == 2 and "precision=fp16 is for CUDA; on CPU use bf16 or fp32" in err
 
 
 def test_random_weights_through_the_cli(cli, shared_dir):

@@ -1,6 +1,7 @@
 """The protocols on tiny generated data laid out like FROSTER's split files, and their checks
 against the real split files in ../shared."""
 
+import hashlib
 import json
 
 import pytest
@@ -67,6 +68,15 @@ def test_b2n_trains_each_split_and_reports_base_novel_hm(b2n_layout, tmp_path, c
     markdown = (out / "results.md").read_text()
     assert "| train_1 |" in markdown and "mean ± std" in markdown
     assert "| FROSTER | 77.8 | 64.3 | 70.4 |" in markdown  # the paper's K400 row beside ours
+    # the reproduction record: every split file hashed, videos over all evaluations
+    record = result["record"]
+    for name in ("train_1.csv", "train_2.csv", "val.csv", "test.csv", "train_rephrased.json",
+                 "test_rephrased.json"):
+        assert record["files"][name]["sha256"] == hashlib.sha256((split / name).read_bytes()).hexdigest()
+    assert record["videos"] == {"evaluated": 32, "total": 32, "failed": 0, "failed_file": None,
+                                "fallback": 0}
+    assert record["run"]["precision"]["train"] == "auto (fp32)"
+    assert "## Reproduction record" in markdown and "| files.val.csv.sha256 |" in markdown
 
 
 def test_b2n_zero_shot_needs_no_training_lists(b2n_layout, tmp_path):
@@ -139,6 +149,11 @@ def test_cross_dataset_with_a_checkpoint_and_zero_shot(cross_layout, tmp_path, c
     trained = json.loads((out / "results.json").read_text())
     assert trained["checkpoint"] == str(run / "average") and trained["method"].startswith("FROSTER")
     assert trained["rows"][3]["top1"] > 50
+    record = trained["record"]
+    assert set(record["files"]) == {"ucf101_split1/test.csv", "ucf101_split2/test.csv",
+                                    "ucf101_split3/test.csv", "ucf101_full/test.csv",
+                                    "ucf101_rephrased_classes.json", "checkpoint"}
+    assert record["videos"]["evaluated"] == 18 and record["run"]["precision"]["eval"] == "fp32"
 
     assert main(["benchmark", "cross", "--dataset", "ucf", "--splits", str(db),
                  "--data-root", str(data)]) == 2

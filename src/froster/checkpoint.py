@@ -50,20 +50,30 @@ def uses_quick_gelu(student: VideoCLIP) -> bool:
     return any(type(b.mlp.gelu).__name__ == "QuickGELU" for b in blocks if hasattr(b, "mlp"))
 
 
-def export_student(student: VideoCLIP, spec: StudentSpec, folder: str | os.PathLike,
-                   extra: dict | None = None) -> Path:
-    """Write the student's weights and config atomically into `folder`."""
+def student_config(student: VideoCLIP, spec: StudentSpec, extra: dict | None = None) -> dict:
+    """The config.json of a student checkpoint: what `load_student` rebuilds it from."""
+    config = asdict(spec) | {"quick_gelu": uses_quick_gelu(student), "froster_version": __version__}
+    if extra:
+        config["extra"] = extra
+    return config
+
+
+def write_checkpoint(folder: str | os.PathLike, weights: dict, config: dict) -> Path:
+    """Write CLIP weights and their config.json atomically into `folder`."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = asdict(spec) | {"quick_gelu": uses_quick_gelu(student), "froster_version": __version__}
-    if extra:
-        config["extra"] = extra
-    state = {k: v.detach().contiguous().cpu() for k, v in student.clip.state_dict().items()}
-    _atomic(folder / WEIGHTS_FILE, lambda p: save_file(state, p))
+    _atomic(folder / WEIGHTS_FILE, lambda p: save_file(weights, p))
     _atomic(folder / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2)))
     return folder
+
+
+def export_student(student: VideoCLIP, spec: StudentSpec, folder: str | os.PathLike,
+                   extra: dict | None = None) -> Path:
+    """Write the student's weights and config atomically into `folder`."""
+    state = {k: v.detach().contiguous().cpu() for k, v in student.clip.state_dict().items()}
+    return write_checkpoint(folder, state, student_config(student, spec, extra))
 
 
 def froster_folder(path: str | os.PathLike) -> Path | None:

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. Where cores are
+# shared (other jobs, a decoding worker beside the model, two ranks on two cores) spinning
+# threads made CPU training 5-7x slower here (bench/omp_wait.py); the arithmetic is the same
+# either way. A user's own OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 COMMAND_MODULES = (
     "froster.engine.commands",     # train, eval, average, export, benchmark

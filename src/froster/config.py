@@ -37,6 +37,7 @@ class Config:
     distill_weight: float = 2.0
     alpha: float = 0.1
     templates: str = ""                    # "": the reference's 28 templates + bare; else a file, one template per line
+    clean_prompts: bool = False            # true: no " " + name after a templated prompt for a plain class name (the reference appends it)
     zero_shot: bool = False                # frozen CLIP baseline: no training, evaluation only
     shard_text: bool = False               # under DDP each rank encodes a share of the classes
     # data
@@ -64,8 +65,10 @@ class Config:
     min_lr: float = 3.33e-8
     cosine_after_warmup: bool = True       # as FROSTER's configs (COSINE_AFTER_WARMUP: True)
     weight_decay: float = 0.01
+    logit_scale_decay: bool = True         # the reference decays the 0-D logit_scale too; false exempts it
     clip_grad: float = 1.0                 # 0: no clipping
     precision: str = "auto"                # auto: fp16 on CUDA (as the reference), fp32 on CPU
+    eval_precision: str = "fp32"           # testing (eval, benchmark, evaluation in training): fp32 as the reference; bf16 | fp16 for speed
     grad_checkpointing: bool = False
     teacher_precision: str = "fp32"        # fp32 | bf16 | fp16: run the frozen teacher in reduced precision
     compile: bool = False                  # torch.compile both towers (falls back to eager if it fails)
@@ -79,11 +82,19 @@ class Config:
     eval_every: int = 0                    # evaluate on val_list every N epochs (0: never)
     eval_batch_size: int = 4               # videos per rank per evaluation batch
     average_from_epoch: int = 2            # average epochs >= this at the end (0: no averaging)
+    keep_epochs: str = "none"              # per-epoch student exports kept: all | none | N (the last N)
     log_every: int = 10                    # steps between log lines
     progress: bool = True                  # tqdm bar (shown only on a terminal)
 
+    def __post_init__(self):
+        self.keep_epochs = str(self.keep_epochs).strip().lower() or "none"  # "" is YAML's none
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def kept_epochs(self) -> int | None:
+        """How many of the latest per-epoch exports to keep; None: all of them."""
+        return None if self.keep_epochs == "all" else int(self.keep_epochs.replace("none", "0"))
 
     def short_side_range(self, size: int) -> tuple[int, int]:
         """The reference's [224, 256] random short side, scaled to the model's input size."""
@@ -197,6 +208,7 @@ def validate(cfg: Config) -> None:
 
     choice("precision", PRECISIONS)
     choice("teacher_precision", ("fp32", "bf16", "fp16"))
+    choice("eval_precision", ("fp32", "bf16", "fp16"))
     choice("temporal", backbones.names())
     choice("train_params", ("all", "added"))
     choice("neighbor_padding", ("zeros", "masked"))
@@ -208,6 +220,9 @@ def validate(cfg: Config) -> None:
     for key in ("epochs", "num_workers", "eval_every", "average_from_epoch"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"{key} must not be negative, got {getattr(cfg, key)}")
+    if not (cfg.keep_epochs in ("all", "none") or cfg.keep_epochs.isdigit()):
+        raise ValueError(f"keep_epochs={cfg.keep_epochs!r}: expected all, none or a number of "
+                         "epochs (the last N exports are kept)")
     if cfg.added_lr_scale <= 0:
         raise ValueError(f"added_lr_scale must be positive, got {cfg.added_lr_scale}")
     if cfg.test_crops not in (1, 3):

@@ -2,7 +2,10 @@
 
 A class text is either a plain name ("abseiling") or "Name: description" as in FROSTER's
 rephrased class files. A templated prompt is ``template.format(Name) + " " + text``; the
-bare prompt is the text itself.
+bare prompt is the text itself. As in the reference, the text is appended to a templated
+prompt for a plain name as well ("a photo of a person abseiling. abseiling"): a model
+trained by the reference expects it. ``clean=True`` leaves it off for plain names ("a photo
+of a person abseiling."); prompts with a description are the same in both forms.
 """
 
 from __future__ import annotations
@@ -44,11 +47,14 @@ class ClassText:
         return self.text != self.name
 
 
-def make_prompt(template: str, cls: ClassText) -> str:
+def make_prompt(template: str, cls: ClassText, clean: bool = False) -> str:
+    """One prompt: the reference's form by default; `clean` drops the repeated plain name."""
     if template == BARE:
         return cls.text
     prompt = template.format(cls.name)
-    return f"{prompt} {cls.text}" if cls.has_description else prompt
+    if clean and not cls.has_description:
+        return prompt
+    return f"{prompt} {cls.text}"
 
 
 def read_templates(path) -> tuple[str, ...]:
@@ -82,16 +88,18 @@ class PromptBank:
     """The prompts of one class set, tokenised once per template and kept.
 
     `templates` defaults to the 29 prompts of the reference; users may give their own.
+    `clean` gives plain names the clean prompts (see `make_prompt`).
     """
 
-    def __init__(self, class_texts, tokenizer, templates=ALL_PROMPTS):
+    def __init__(self, class_texts, tokenizer, templates=ALL_PROMPTS, clean: bool = False):
         self.classes = [c if isinstance(c, ClassText) else ClassText.parse(c) for c in class_texts]
         if not self.classes:
             raise ValueError("a prompt bank needs at least one class")
         self.templates = tuple(templates)
+        self.clean = clean
         self.tokenizer = tokenizer
         self._tokens: dict[int, torch.Tensor] = {}
-        self.key = tuple(c.text for c in self.classes)
+        self.key = (tuple(c.text for c in self.classes), clean)
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -101,7 +109,7 @@ class PromptBank:
         return [c.name for c in self.classes]
 
     def prompts(self, template_index: int) -> list[str]:
-        return [make_prompt(self.templates[template_index], c) for c in self.classes]
+        return [make_prompt(self.templates[template_index], c, self.clean) for c in self.classes]
 
     def tokens(self, template_index: int) -> torch.Tensor:
         """(C, L) token ids of every class under one template."""

@@ -122,7 +122,7 @@ def run_b2n(cfg: Config, split_dir, data_root: str, output_dir, info: DistInfo,
             raise FileNotFoundError(f"{split_dir} has no training list train*.csv; expected {what}")
     dataset = dataset or b2n_dataset_name(split_dir) or split_dir.name
     cfg = replace(cfg, data_root=data_root)
-    rows = []
+    rows, seen = [], VideoCount()
     for train_list in lists:
         name = "zero_shot" if train_list is None else train_list.stem
         run_dir = output_dir / name
@@ -135,11 +135,16 @@ def run_b2n(cfg: Config, split_dir, data_root: str, output_dir, info: DistInfo,
                                 zero_shot=False)
             train(split_cfg, info)
             barrier()
-            student, tokenizer = _load(_trained_checkpoint(run_dir), info.device)
+            checkpoint = _trained_checkpoint(run_dir)
+            student, tokenizer = _load(checkpoint, info.device)
         base = evaluate_checkpoint(student, tokenizer, cfg, str(base_list), str(base_classes),
-                                   info, run_dir / "eval_base", f"{name} base")
+                                   info, run_dir / "eval_base", f"{name} base",
+                                   checkpoint=None if train_list is None else checkpoint)
         novel = evaluate_checkpoint(student, tokenizer, cfg, str(novel_list), str(novel_classes),
-                                    info, run_dir / "eval_novel", f"{name} novel")
+                                    info, run_dir / "eval_novel", f"{name} novel",
+                                    checkpoint=None if train_list is None else checkpoint)
+        seen.add(f"{name} base", base)
+        seen.add(f"{name} novel", novel)
         row = {"split": name, "base": base.top1, "novel": novel.top1,
                "hm": harmonic_mean(base.top1, novel.top1),
                "base_videos": f"{base.evaluated}/{base.total}",
@@ -156,8 +161,36 @@ def run_b2n(cfg: Config, split_dir, data_root: str, output_dir, info: DistInfo,
                         for m, v in PAPER_B2N.get(dataset, {}).items()},
               "config": cfg.to_dict()}
     if info.is_main:
+        files = {p.name: p for p in [*(t for t in lists if t is not None), base_list,
+                                     novel_list, base_classes, novel_classes]}
+        result["record"] = seen.record(cfg, info, files | {"templates": cfg.templates},
+                                       output_dir, training=not zero_shot)
         write_results(output_dir, result, b2n_markdown(result))
     return result
+
+
+class VideoCount:
+    """Videos evaluated and failed over a benchmark's evaluations, for its record."""
+
+    def __init__(self):
+        self.evaluated = self.total = 0
+        self.failed: list[str] = []
+        self.fallback: list[str] = []
+
+    def add(self, name: str, metrics) -> None:
+        self.evaluated += metrics.evaluated
+        self.total += metrics.total
+        self.failed += [f"{name}: {message}" for message in metrics.failed]
+        self.fallback += [f"{name}: {message}" for message in metrics.fallback]
+
+    def record(self, cfg: Config, info: DistInfo, files: dict, output_dir: Path,
+               training: bool = False) -> dict:
+        """The benchmark's record; failed videos go to failed_videos.txt in `output_dir`."""
+        from .engine.record import build_record, with_videos
+
+        record = build_record(cfg, info, files, training=training)
+        return with_videos(record, output_dir, self.evaluated, self.total, self.failed,
+                           self.fallback)
 
 
 def method_name(cfg: Config, zero_shot: bool) -> str:
@@ -191,11 +224,17 @@ def b2n_markdown(result: dict) -> str:
 
 
 def write_results(output_dir: Path, result: dict, markdown: str) -> None:
+    from .engine.record import markdown as record_markdown, summary_line
+
     output_dir.mkdir(parents=True, exist_ok=True)
+    if result.get("record"):
+        markdown += "\n" + record_markdown(result["record"])
     _atomic(output_dir / "results.json",
             lambda p: Path(p).write_text(json.dumps(result, indent=2)))
     _atomic(output_dir / "results.md", lambda p: Path(p).write_text(markdown))
-    print(markdown)
+    print(markdown.split("\n## Reproduction record")[0])
+    if result.get("record"):
+        print(summary_line(result["record"]))
 
 
 def _label_dir(split_root: Path, labels: str | None) -> Path:
@@ -216,6 +255,7 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
     `checkpoint` is a froster folder or another project's file (see froster.interop)."""
     from .checkpoint import build_student
     from .engine.evaluate import evaluate_checkpoint
+    from .engine.record import checkpoint_file
     from .engine.train import student_spec
 
     if dataset not in CROSS:
@@ -242,10 +282,12 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
         student.to(info.device).eval()
     else:
         student, tokenizer = _load(Path(checkpoint), info.device, trust_pickle)
-    rows = []
+    rows, seen = [], VideoCount()
     for folder, classes in jobs:
         metrics = evaluate_checkpoint(student, tokenizer, cfg, str(split_root / folder / "test.csv"),
-                                      str(label_dir / classes), info, output_dir / folder, folder)
+                                      str(label_dir / classes), info, output_dir / folder, folder,
+                                      checkpoint=checkpoint)
+        seen.add(folder, metrics)
         rows.append({"split": folder, "top1": metrics.top1, "top5": metrics.top5,
                      "mean_class_accuracy": metrics.mean_class_accuracy,
                      "videos": f"{metrics.evaluated}/{metrics.total}"})
@@ -261,6 +303,11 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
                         for m, v in PAPER_CROSS[dataset].items()},
               "config": cfg.to_dict()}
     if info.is_main:
+        files = {f"{folder}/test.csv": split_root / folder / "test.csv" for folder, _ in jobs}
+        files |= {classes: label_dir / classes for _, classes in jobs}
+        if checkpoint:
+            files["checkpoint"] = checkpoint_file(checkpoint)
+        result["record"] = seen.record(cfg, info, files | {"templates": cfg.templates}, output_dir)
         write_results(output_dir, result, cross_markdown(result))
     barrier()
     return result

@@ -100,12 +100,14 @@ def neighbor_mask(batch: int, num_frames: int, length: int, device) -> torch.Ten
 def neighbor_attention(num_frames: int, padding: str = "zeros", kernel: Callable = FUSED) -> Callable:
     """Attention in which the queries of frame t see the keys/values of t+1, t-1 and t.
 
-    With one frame there are no neighbours and this is plain attention, so a one-frame
-    video is encoded exactly as the image CLIP encodes the frame.
+    A one-frame video has no neighbours. Under ``zeros`` it still attends to two all-zero
+    key/value blocks, as the reference does (its expand_temporal_view fills the missing
+    neighbours with zeros whatever T is), so it is NOT encoded as the image CLIP encodes the
+    frame; under ``masked`` it is plain attention, exactly the image CLIP.
     """
     if padding not in NEIGHBOR_PADDINGS:
         raise ValueError(f"neighbor padding must be one of {NEIGHBOR_PADDINGS}, not {padding!r}")
-    if num_frames == 1:
+    if num_frames == 1 and padding == "masked":
         return partial(plain_attention, kernel=kernel)
 
     def attend(block: nn.Module, x: torch.Tensor) -> torch.Tensor:

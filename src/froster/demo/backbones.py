@@ -5,7 +5,8 @@ demo (`run.py`: three training splits, base / novel / HM, mean ± std over the s
     result = run_backbones_demo("froster_demo")    # long: two demo rows per backbone
 
 Writes `backbones.json`, `backbones.md` and `backbones.png` to `out_dir`; each row's runs
-are under `out_dir/backbones/<backbone>/<fine_tune|froster>/`.
+are under `out_dir/backbones/<backbone>/<fine_tune|froster>/`, tidied as the default
+demo's (`footprint`) unless `keep_runs`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from .. import backbones
 from .benchmark import write_benchmark
+from .footprint import describe
 from .pretrain import pretrain
 from .run import ROWS, demo_settings, draw_chart, run_row
 from .world import SIGNATURE_PROB
@@ -30,7 +32,7 @@ CHART_SIZE = (1400, 520)
 
 def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
                        signature_prob: float = SIGNATURE_PROB, epochs: int | None = None,
-                       names=None, log=print) -> dict:
+                       names=None, log=print, keep_runs: bool = False) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = list(names or backbones.names())
@@ -51,8 +53,8 @@ def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: in
     for name in names:
         for key, label, overrides in TRAINED_ROWS:
             log(f"[backbones] {name}: {label}")
-            row = run_row(replace(cfg, temporal=name), key, label, overrides, files,
-                          out / "backbones" / name / key)
+            row = finished_or_run(replace(cfg, temporal=name), key, label, overrides, files,
+                                  out / "backbones" / name / key, log, keep_runs)
             rows.append(row | {"backbone": name})
             timings[f"{name}/{key}"] = row["seconds"]
             log(f"[backbones] {name}: {label}: base {row['base']:.1f}, novel "
@@ -79,7 +81,29 @@ def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: in
     log("")
     log(table)
     log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); results in {out}")
+    log(f"[backbones] left {describe(out)}" + ("" if keep_runs else
+        "; training states and the fine-tuning rows' students were removed (--keep-runs keeps them)"))
     return result
+
+
+def finished_or_run(cfg, key: str, label: str, overrides: dict, files, out: Path, log,
+                    keep_runs: bool = False) -> dict:
+    """`run_row`, unless `out/row.json` holds this row finished with the same settings: the
+    whole table takes hours on a small machine, so an interrupted run goes on where it
+    stopped (delete the folder to start over)."""
+    saved = out / "row.json"
+    settings = json.loads(json.dumps({"engine": cfg.to_dict(), "overrides": overrides}))
+    if saved.is_file():
+        try:
+            kept = json.loads(saved.read_text())
+        except (OSError, ValueError):
+            kept = {}
+        if kept.get("settings") == settings:
+            log(f"[backbones] {cfg.temporal}: {label}: finished earlier, read from {saved}")
+            return kept["row"]
+    row = run_row(cfg, key, label, overrides, files, out, keep_runs)
+    saved.write_text(json.dumps({"settings": settings, "row": row}, indent=2) + "\n")
+    return row
 
 
 def backbones_table(rows) -> str:

@@ -11,7 +11,8 @@
 
 Paths in the lists are relative to root/videos, as FROSTER's are to its data root.
 Every video is drawn from its own seed (spec seed, split, action, number), so a video
-does not change when another split grows.
+does not change when another split grows, nor with the number of processes that draw
+and encode them (one per CPU core for a large benchmark).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from .parallel import map_in_processes
 from .world import ACTIONS, SIGNATURE_PROB, Action, make_video
 
 __all__ = ["BenchmarkSpec", "BenchmarkFiles", "write_benchmark", "write_video", "video_seed"]
@@ -76,7 +79,10 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> st
     return path
 
 
-def write_benchmark(root: str | os.PathLike, spec: BenchmarkSpec = BenchmarkSpec()) -> BenchmarkFiles:
+def write_benchmark(root: str | os.PathLike, spec: BenchmarkSpec = BenchmarkSpec(),
+                    workers: int | None = None) -> BenchmarkFiles:
+    """Write the benchmark's videos and files under `root`; `workers` processes draw and
+    encode the videos (default: one per CPU core when there are many videos)."""
     root = Path(root)
     videos, splits = root / "videos", root / "splits"
     splits.mkdir(parents=True, exist_ok=True)
@@ -87,11 +93,13 @@ def write_benchmark(root: str | os.PathLike, spec: BenchmarkSpec = BenchmarkSpec
     train = tuple(splits / f"train_{k}.csv" for k in range(1, spec.train_splits + 1))
     files = BenchmarkFiles(root, videos, train, splits / "val.csv", splits / "test.csv",
                            splits / "train_rephrased.json", splits / "test_rephrased.json")
+    jobs = []
     for k, path in enumerate(train):  # split K holds videos (K-1)*n .. K*n-1 of each action
-        _write_list(path, videos, "train", base, spec.train_per_class, spec,
-                    first=k * spec.train_per_class)
-    _write_list(files.val, videos, "val", base, spec.test_per_class, spec)
-    _write_list(files.test, videos, "test", novel, spec.test_per_class, spec)
+        jobs += _write_list(path, videos, "train", base, spec.train_per_class, spec,
+                            first=k * spec.train_per_class)
+    jobs += _write_list(files.val, videos, "val", base, spec.test_per_class, spec)
+    jobs += _write_list(files.test, videos, "test", novel, spec.test_per_class, spec)
+    _write_videos(jobs, spec, workers)
     for name, actions in (("train", base), ("test", novel)):
         (splits / f"{name}_idx2cls.csv").write_text(
             "".join(f"{i},{a.name}\n" for i, a in enumerate(actions)))
@@ -102,15 +110,27 @@ def write_benchmark(root: str | os.PathLike, spec: BenchmarkSpec = BenchmarkSpec
 
 
 def _write_list(list_path: Path, videos: Path, split: str, actions: list[Action], per_class: int,
-                spec: BenchmarkSpec, first: int = 0) -> None:
-    lines = []
+                spec: BenchmarkSpec, first: int = 0) -> list[tuple]:
+    """Write a list file; returns its videos to write, as (path, seed, action name)."""
+    lines, jobs = [], []
     for label, action in enumerate(actions):
         (videos / action.slug).mkdir(parents=True, exist_ok=True)
         action_index = ACTIONS.index(action)
         for number in range(first, first + per_class):
-            frames, _ = make_video(video_seed(spec.seed, split, action_index, number), action.name,
-                                   spec.num_frames, spec.size, spec.trail_prob, spec.signature_prob)
             relative = f"{action.slug}/{split}_{number:04d}.mp4"
-            write_video(videos / relative, frames, spec.fps)
+            jobs.append((str(videos / relative), video_seed(spec.seed, split, action_index, number),
+                         action.name))
             lines.append(f"{relative},{label}\n")
     list_path.write_text("".join(lines))
+    return jobs
+
+
+def _write_videos(jobs: list[tuple], spec: BenchmarkSpec, workers: int | None) -> None:
+    map_in_processes(partial(_write_one, spec=spec), jobs, workers)
+
+
+def _write_one(job: tuple, spec: BenchmarkSpec) -> None:
+    path, seed, action = job
+    frames, _ = make_video(seed, action, spec.num_frames, spec.size, spec.trail_prob,
+                           spec.signature_prob)
+    write_video(path, frames, spec.fps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .world import SIGNATURE_PROB
+from .defaults import DEMO_EPOCHS, SIGNATURE_PROB
 
 
 def register(subparsers) -> None:
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
                              "near chance")
     parser.add_argument("--epochs", type=_positive, default=None, metavar="N",
                         help="training epochs of the fine-tuning and FROSTER rows (default: "
-                             "8; 1 with --quick); 20 shows plain fine-tuning "
+                             f"{DEMO_EPOCHS}; 1 with --quick); 20 shows plain fine-tuning "
                              "forgetting the novel classes while FROSTER keeps them (about "
                              "2.5 times the training time)")
     from ..backbones import names  # no torch: the registry lists names only
@@ -48,7 +48,13 @@ def register(subparsers) -> None:
                         help="instead of the three rows, the paper's Table 3 analogue: "
                              "fine-tuning vs FROSTER for every backbone (or the comma-"
                              "separated NAMES), writing backbones.{json,md,png}; about 12 "
-                             "times the default demo's training time (see docs/demo.md)")
+                             "times the default demo's training time (see docs/demo.md); "
+                             "run again with the same --output, it goes on where it stopped")
+    parser.add_argument("--keep-runs", action="store_true",
+                        help="keep every run's training state and per-epoch exports for "
+                             "inspection (about 1 GB; by default the demo leaves under 100 MB: "
+                             "the benchmark, the pretrained CLIP, FROSTER's students, logs and "
+                             "reports)")
     parser.set_defaults(run=_run)
 
 
@@ -84,10 +90,11 @@ def _run(args) -> int:
             raise ValueError(f"--backbones: unknown backbone(s) {', '.join(unknown) or '(none)'}; "
                              f"choose from {', '.join(names())}")
         run_backbones_demo(args.output, quick=args.quick, seed=args.seed,
-                           signature_prob=args.signature_prob, epochs=args.epochs, names=chosen)
+                           signature_prob=args.signature_prob, epochs=args.epochs, names=chosen,
+                           keep_runs=args.keep_runs)
         return 0
     from .run import run_demo
 
     run_demo(args.output, quick=args.quick, seed=args.seed, signature_prob=args.signature_prob,
-             epochs=args.epochs, temporal=args.temporal)
+             epochs=args.epochs, temporal=args.temporal, keep_runs=args.keep_runs)
     return 0

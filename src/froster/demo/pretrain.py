@@ -18,6 +18,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +29,7 @@ from open_clip.loss import ClipLoss
 from ..clip import create_clip, preprocess_config
 from ..model import VideoCLIP
 from .benchmark import video_seed
+from .parallel import map_in_processes
 from .world import ACTIONS, SIGNATURE_PROB, frame_caption, render_frame, sample_scene, trail_visible
 
 __all__ = ["PretrainConfig", "FrameCorpus", "make_corpus", "contrastive_loss", "pretrain",
@@ -68,19 +70,32 @@ class FrameCorpus:
 
 
 def make_corpus(scenes: int, frames_per_scene: int = 4, size: int = 32, trail_prob: float = 0.5,
-                seed: int = 0, signature_prob: float = SIGNATURE_PROB) -> FrameCorpus:
+                seed: int = 0, signature_prob: float = SIGNATURE_PROB,
+                workers: int | None = None) -> FrameCorpus:
+    """`scenes` scenes (each from its own seed) and `frames_per_scene` random moments of
+    each, drawn in `workers` processes (default: one per core for a large corpus)."""
+    draw = partial(_draw_scene, frames_per_scene=frames_per_scene, size=size,
+                   trail_prob=trail_prob, seed=seed, signature_prob=signature_prob)
     images, kept_scenes, times, shows = [], [], [], []
-    for number in range(scenes):
-        action_index = number % len(ACTIONS)
-        rng = np.random.default_rng(video_seed(seed, "pretrain", action_index, number))
-        scene = sample_scene(rng, ACTIONS[action_index].name, trail_prob, signature_prob)
-        for s in rng.uniform(0, 1, frames_per_scene):
-            images.append(render_frame(scene, float(s), size))
+    for scene, moments in map_in_processes(draw, range(scenes), workers):
+        for image, s, visible in moments:
+            images.append(image)
             kept_scenes.append(scene)
-            times.append(float(s))
-            shows.append(trail_visible(scene, float(s), size))
+            times.append(s)
+            shows.append(visible)
     tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     return FrameCorpus(tensor, kept_scenes, times, shows)
+
+
+def _draw_scene(number: int, frames_per_scene: int, size: int, trail_prob: float, seed: int,
+                signature_prob: float):
+    """Scene `number` and its moments: (scene, [(frame, time, trail visible)])."""
+    action_index = number % len(ACTIONS)
+    rng = np.random.default_rng(video_seed(seed, "pretrain", action_index, number))
+    scene = sample_scene(rng, ACTIONS[action_index].name, trail_prob, signature_prob)
+    moments = [(render_frame(scene, float(s), size), float(s), trail_visible(scene, float(s), size))
+               for s in rng.uniform(0, 1, frames_per_scene)]
+    return scene, moments
 
 
 def _normalise(images: torch.Tensor, clip) -> torch.Tensor:

@@ -13,13 +13,16 @@
    (distillation from the frozen CLIP). Base and novel are the mean over the splits, with
    their standard deviation; HM is the harmonic mean of the two means.
 
-4. `attention`: right after each row, while its students are there, whether their
-   attention maps find the object on a fixed subset of the novel test videos (share of
-   the map's mass on the object, pointing game; frozen CLIP, fine-tuning, FROSTER).
+4. `attention`: right after each row, while its students are still there (before the
+   footprint tidying), whether their attention maps find the object on a fixed subset
+   of the novel test videos (share of the map's mass on the object, pointing game;
+   frozen CLIP, fine-tuning, FROSTER).
 
 Writes `results.json`, `results.md`, `results.png` (a grouped bar chart) and
 `attention.png` (the three models' maps on a few novel videos) to `out_dir`.
 Prompts are the engine's default: the reference's 28 templates plus the bare description.
+The runs keep no per-epoch exports, and once a row is done its training states go, and
+its students unless it is FROSTER's (`footprint`); `keep_runs` keeps everything.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from ..config import Config, validate
 from ..protocols import harmonic_mean, run_b2n
 from .attention import AttentionSpec
 from .benchmark import BenchmarkSpec, write_benchmark
+from .defaults import DEMO_EPOCHS
+from .footprint import KEPT_STUDENTS, describe, folder_bytes, tidy_row
 from .pretrain import PretrainConfig, pretrain
 from .world import BASE_ACTIONS, SIGNATURE_PROB
 
@@ -46,9 +51,6 @@ ROWS = (
     ("froster", "FROSTER", {"distill": True}),
 )
 CHART_SIZE = (800, 500)
-
-
-DEMO_EPOCHS = 8
 
 
 def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SIGNATURE_PROB,
@@ -68,13 +70,15 @@ def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SI
                              signature_prob=signature_prob, seed=seed)
         pre = PretrainConfig(steps=1000, signature_prob=signature_prob, seed=seed)
     # sampling="uniform": the demo's own protocol, with which docs/demo.md's results were
-    # measured (its 16-frame clips have no reference numbers to compare with)
+    # measured (its 16-frame clips have no reference numbers to compare with).
+    # num_workers=1: one process decodes the clips while the model runs; every clip is drawn
+    # from its own seed, so the weights and the table are the same as with 0 (bench/demo.py)
     cfg = Config(model="froster-demo", num_frames=8, sampling_rate=2, target_fps=8.0,
                  sampling="uniform",
                  test_views=1, flip=False, batch_size=16, lr=1e-3, warmup_epochs=2.0,
                  epochs=epochs or (1 if quick else DEMO_EPOCHS),
                  average_from_epoch=0 if quick else 2,
-                 num_workers=0, precision="fp32", progress=False, device="cpu",
+                 num_workers=1, precision="fp32", progress=False, device="cpu",
                  eval_batch_size=16, log_every=1000, seed=seed, temporal=temporal)
     validate(cfg)
     return spec, pre, cfg
@@ -82,7 +86,8 @@ def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SI
 
 def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
              signature_prob: float = SIGNATURE_PROB, epochs: int | None = None, log=print,
-             temporal: str = "neighbor", attention: AttentionSpec | None = None) -> dict:
+             temporal: str = "neighbor", keep_runs: bool = False,
+             attention: AttentionSpec | None = None) -> dict:
     """The demo; `attention` sets the attention measurement (default: 20 novel test
     videos per class, 2 with `quick`)."""
     import torch
@@ -118,23 +123,30 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
     subset = novel_subset(files, spec, cfg, attention)
     novel_texts = read_class_names(str(files.novel_classes))
     timings["attention"] = time.perf_counter() - t
+
+    def measure_attention(row_cfg, row_dir):  # the row's students are still on disk here
+        started = time.perf_counter()
+        models = row_models(row_cfg, row_dir, row_cfg.zero_shot)
+        measured = measure_models(models, subset, novel_texts, attention)
+        timings["attention"] += time.perf_counter() - started
+        return measured
+
     rows, figure = [], []
     for key, label, overrides in ROWS:
         log(f"[demo] {label}" + (f" ({temporal})" if key != "zero_shot" else ""))
-        rows.append(run_row(cfg, key, label, overrides, files, out / key))
-        timings[key] = rows[-1]["seconds"]
-        t = time.perf_counter()  # measured now: the row's students are still on disk
-        models = row_models(replace(cfg, **overrides), out / key, key == "zero_shot")
-        measured = measure_models(models, subset, novel_texts, attention)
+        rows.append(run_row(cfg, key, label, overrides, files, out / key, keep_runs,
+                            measure_students=measure_attention))
+        measured = rows[-1].pop("measured")
         rows[-1]["attention"] = summarise(measured, attention.methods)
         figure.append({"method": label, "figure": measured["figure"]})
-        timings["attention"] += time.perf_counter() - t
+        rows[-1]["seconds"] -= measured["seconds"]  # the row's own time, as before
+        timings[key] = rows[-1]["seconds"]
     log(f"[demo] attention maps of {len(subset.labels)} novel test videos measured for every "
         f"model in {timings['attention']:.0f} s")
     timings["total"] = time.perf_counter() - start
 
     result = {"quick": quick, "seed": seed, "signature_prob": signature_prob, "rows": rows,
-              "timings": timings,
+              "timings": timings, "kept_runs": keep_runs,
               "attention": {"videos": len(subset.labels), "per_class": attention.per_class,
                             "methods": list(attention.methods), "explained": "true label",
                             "figure_videos": [subset.names[i] for i in subset.figure]},
@@ -165,26 +177,42 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
     log(seen)
     log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); "
         f"results in {out}")
+    log(f"[demo] left {describe(out)}" + ("" if keep_runs else
+        "; training states and the other rows' students were removed (--keep-runs keeps them)"))
+    result["disk_bytes"] = folder_bytes(out)
     return result
 
 
-def run_row(cfg: Config, key: str, label: str, overrides: dict, files, out: Path) -> dict:
+def run_row(cfg: Config, key: str, label: str, overrides: dict, files, out: Path,
+            keep_runs: bool = False, measure_students=None) -> dict:
     """One row of a demo table: the engine's base-to-novel protocol over the benchmark's
-    training splits with `cfg` + `overrides`; base and novel as mean and std over them."""
+    training splits with `cfg` + `overrides`; base and novel as mean and std over them.
+    `measure_students(row_cfg, out)`, if given, runs while the row's students are on disk
+    and its result is the row's "measured" entry. Unless `keep_runs`, the runs keep no
+    epoch exports and the row's folder is tidied afterwards (`footprint.tidy_row`)."""
     from ..engine.distributed import DistInfo
     import torch
 
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     row_cfg = replace(cfg, output_dir=str(out), **overrides)
+    if keep_runs:
+        row_cfg = replace(row_cfg, keep_epochs="all")
     validate(row_cfg)
     result = run_b2n(row_cfg, files.root / "splits", str(files.videos), out, DistInfo(),
                      zero_shot=row_cfg.zero_shot, dataset="froster-demo")
+    measured = None
+    if measure_students is not None:
+        started = time.perf_counter()
+        measured = measure_students(row_cfg, out)
+        measured["seconds"] = time.perf_counter() - started
+    if not keep_runs:
+        tidy_row(out, keep_students=key == KEPT_STUDENTS)
     mean, std = result["mean"], result["std"]
     return {"key": key, "method": label, "base": mean["base"], "novel": mean["novel"],
             "hm": harmonic_mean(mean["base"], mean["novel"]),
             "base_std": std["base"], "novel_std": std["novel"], "splits": result["rows"],
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start} | ({"measured": measured} if measured else {})
 
 
 def markdown_table(rows) -> str:

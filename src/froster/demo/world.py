@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .defaults import SIGNATURE_PROB
+
 __all__ = [
     "Action", "ACTIONS", "BASE_ACTIONS", "NOVEL_ACTIONS", "action_by_name",
     "SIGNATURE_COLOURS", "SIGNATURE_PROB",
@@ -108,7 +110,6 @@ SIGNATURE_COLOURS = {
     "Moving right": "green", "Moving down": "blue", "Rotating anticlockwise": "yellow",
     "Shrinking": "purple", "Disappearing": "orange", "Shaking": "red",
 }
-SIGNATURE_PROB = 0.6
 
 _SUPERSAMPLE = 2        # anti-aliasing: draw at twice the size and average
 _TRAIL_LAGS = (0.12, 0.24, 0.36)     # trail copies, in fractions of the clip, behind "now"

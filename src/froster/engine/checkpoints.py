@@ -5,14 +5,19 @@ written atomically so that a crash mid-write leaves the previous checkpoint inta
 Layout of a run folder:
     config.yaml              the resolved config
     log.jsonl                one JSON object per log line
-    checkpoints/last.pt      training state after the last finished epoch (resume=latest)
-    epochs/epoch_NNN/        the student after each epoch (model.safetensors + config.json)
+    checkpoints/last.pt      training state after the last finished epoch (resume=latest),
+                             with the running weight sum of the epochs averaged so far
+    epochs/epoch_NNN/        the student after epoch NNN (model.safetensors + config.json),
+                             the last `keep_epochs` of them (none by default)
     average/                 uniform average of the epochs >= average_from_epoch
+    eval/epoch_NNN/          reports of evaluations during training (eval_every), the same
+                             number as the exports kept (at least the latest)
 """
 
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 import torch
@@ -37,6 +42,18 @@ def epoch_folders(output_dir: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def prune_epoch_folders(parent: str | Path, keep: int | None, last_epoch: int) -> list[Path]:
+    """Remove `parent/epoch_NNN` folders of epochs <= last_epoch - keep (keep None: none)."""
+    removed = []
+    if keep is None:
+        return removed
+    for folder in sorted(Path(parent).glob("epoch_*")):
+        if folder.is_dir() and folder.name[6:].isdigit() and int(folder.name[6:]) <= last_epoch - keep:
+            shutil.rmtree(folder)
+            removed.append(folder)
+    return removed
+
+
 def rng_state(template_rng: random.Random) -> dict:
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
              "templates": template_rng.getstate()}
@@ -54,13 +71,16 @@ def restore_rng(state: dict, template_rng: random.Random) -> None:
 
 
 def save_training_state(path: str | Path, *, model, optimizer, scaler, epoch: int, step: int,
-                        template_rng: random.Random, config: dict) -> Path:
-    """`model` is the Froster module (not DDP-wrapped); `epoch` = epochs finished."""
+                        template_rng: random.Random, config: dict,
+                        average: dict | None = None) -> Path:
+    """`model` is the Froster module (not DDP-wrapped); `epoch` = epochs finished;
+    `average` the running weight sum (`WeightSum.state_dict()`), if the run averages."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
-             "rng": rng_state(template_rng), "config": config, "froster_version": __version__}
+             "rng": rng_state(template_rng), "config": config, "froster_version": __version__,
+             "average": average}
     _atomic(path, lambda tmp: torch.save(state, tmp))
     return path
 

@@ -1,5 +1,5 @@
-"""`froster train | eval | average | export | benchmark` (run under `torchrun` for several
-processes; only rank 0 writes)."""
+"""`froster train | eval | average | export | benchmark | diff` (run under `torchrun` for
+several processes; only rank 0 writes)."""
 
 from __future__ import annotations
 
@@ -102,16 +102,20 @@ def run_eval(args) -> int:
                                  else Path(cfg.output_dir) / "eval" / "zero_shot")
         metrics = evaluate_checkpoint(student, tokenizer, cfg, cfg.val_list,
                                       cfg.eval_class_file or cfg.class_file, info, output,
-                                      extra={"checkpoint": args.checkpoint})
+                                      extra={"checkpoint": args.checkpoint},
+                                      checkpoint=args.checkpoint)
     finally:
         cleanup()
     if info.is_main:
+        from .record import load_record, summary_line
+
         print(metrics.describe())
         for line in metrics.failed:
             print(f"failed: {line}", file=sys.stderr)
         for line in metrics.fallback:
             print(f"sampled with a fallback: {line}", file=sys.stderr)
-        print(f"report: {output}/metrics.json, {output}/confusion.csv")
+        print(summary_line(load_record(Path(output) / "metrics.json")))
+        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv")
     return 0
 
 
@@ -126,7 +130,8 @@ def run_average(args) -> int:
     from .averaging import average_folders, average_run
 
     paths = [Path(p) for p in args.paths]
-    if len(paths) == 1 and (paths[0] / "epochs").is_dir():
+    is_run = any((paths[0] / name).exists() for name in ("epochs", "config.yaml", "checkpoints"))
+    if len(paths) == 1 and is_run:
         folder = average_run(paths[0], args.from_epoch, args.to_epoch, args.output)
     else:
         if not args.output:
@@ -204,6 +209,16 @@ def run_benchmark(args) -> int:
     return 0
 
 
+def run_diff(args) -> int:
+    """Not guarded: its errors are FileNotFoundError/ValueError, which `froster.cli.main`
+    prints as one line with exit status 2, and it never needs torch."""
+    from .record import diff_records, format_diff, load_record
+
+    rows = diff_records(load_record(args.run_a), load_record(args.run_b))
+    print(format_diff(rows, args.run_a, args.run_b))
+    return 1 if rows else 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train a student (FROSTER, fine-tuning or zero-shot) from a config",
@@ -231,7 +246,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "average", help="uniform weight average of epoch checkpoints",
         description="`froster average RUN_DIR` averages RUN_DIR/epochs/epoch_NNN for NNN >= "
-                    "--from-epoch into RUN_DIR/average; or give checkpoint folders and --output.")
+                    "--from-epoch into RUN_DIR/average; or give checkpoint folders and --output. "
+                    "Training already writes RUN_DIR/average from a running sum; this command "
+                    "is for other ranges of a run that kept its exports (keep_epochs=all).")
     p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_CHECKPOINTS")
     p.add_argument("--from-epoch", type=int, default=2, help="first epoch averaged (default 2)")
     p.add_argument("--to-epoch", type=int, default=None, help="last epoch averaged (default: last)")
@@ -258,6 +275,18 @@ def register(subparsers) -> None:
                    help="froster: a checkpoint folder (default); reference: a PySlowFast .pth")
     p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     p.set_defaults(run=run_export)
+
+    p = subparsers.add_parser(
+        "diff", help="what differs between two runs' reproduction records",
+        description="List every field that differs between the reproduction records of two "
+                    "runs (versions, devices, seeds, precision, sampling, views, file hashes, "
+                    "videos evaluated/failed, config). Each of RUN_A, RUN_B is a run folder "
+                    "(record.json), a benchmark's results.json or an eval's metrics.json (or "
+                    "the folder holding it). Exit status: 0 the records match, 1 they differ, "
+                    "2 a path has no record.")
+    p.add_argument("run_a", metavar="RUN_A")
+    p.add_argument("run_b", metavar="RUN_B")
+    p.set_defaults(run=run_diff)
 
     p = subparsers.add_parser("benchmark", help="the paper's protocols: b2n, cross")
     sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)

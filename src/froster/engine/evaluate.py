@@ -35,12 +35,15 @@ def class_embeddings(student: VideoCLIP, bank: PromptBank, device: torch.device,
     return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
 
 
-def video_logits(student: VideoCLIP, video: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+def video_logits(student: VideoCLIP, video: torch.Tensor, classifier: torch.Tensor,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
     """Normalised (B, V, T, 3, H, W) test views -> (B, C): each view's logits (per-frame
-    logits averaged over time) summed over the V views."""
+    logits averaged over time) summed over the V views. The visual tower runs in `dtype`
+    (None: fp32); the logits are computed in fp32."""
     batch, views = video.shape[:2]
-    frames = student.encode_frames(video.flatten(0, 1)).float()
-    return student.logits(frames, classifier).view(batch, views, -1).sum(dim=1)
+    with autocast(video.device, dtype):
+        frames = student.encode_frames(video.flatten(0, 1))
+    return student.logits(frames.float(), classifier.float()).view(batch, views, -1).sum(dim=1)
 
 
 def eval_dataset(cfg, list_file: str, num_classes: int, size: int) -> VideoDataset:
@@ -71,8 +74,7 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
         if batch["video"].shape[0] == 0:
             continue
         video = batch["video"].to(device, non_blocking=True)   # (B, V, T, 3, H, W) uint8
-        with autocast(device, dtype):
-            summed = video_logits(student, normalize(video, prep["mean"], prep["std"]), classifier)
+        summed = video_logits(student, normalize(video, prep["mean"], prep["std"]), classifier, dtype)
         logits.append(summed.float().cpu())
         indices.append(batch["index"])
     student.train(was_training)
@@ -99,15 +101,23 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
 
 
 def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
-                 extra: dict | None = None) -> Path:
-    """metrics.json (summary, per-class accuracy, failed videos) and confusion.csv."""
+                 extra: dict | None = None, record: dict | None = None) -> Path:
+    """metrics.json (summary, per-class accuracy, failed videos, the reproduction record),
+    report.md, confusion.csv and, when videos failed, failed_videos.txt."""
+    from .record import markdown, with_videos
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     report = metrics.summary() | (extra or {})
     report["per_class"] = {name: acc for name, acc in zip(class_names, metrics.per_class)}
     report["failed_videos"] = metrics.failed
     report["fallback_videos"] = metrics.fallback
+    if record is not None:
+        report["record"] = with_videos(record, folder, metrics.evaluated, metrics.total,
+                                       metrics.failed, metrics.fallback)
     _atomic(folder / "metrics.json", lambda p: Path(p).write_text(json.dumps(report, indent=2)))
+    text = report_markdown(metrics, extra) + ("\n" + markdown(report["record"]) if record else "")
+    _atomic(folder / "report.md", lambda p: Path(p).write_text(text))
 
     def write_confusion(path):
         with open(path, "w", newline="") as f:
@@ -120,21 +130,47 @@ def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
     return folder
 
 
+def report_markdown(metrics: Metrics, extra: dict | None = None) -> str:
+    lines = ["# Evaluation", ""]
+    lines += [f"- {key}: {value}" for key, value in (extra or {}).items() if value is not None]
+    lines += ["", "| top-1 | top-5 | mean class | videos |", "|---|---|---|---|",
+              f"| {metrics.top1:.2f} | {metrics.top5:.2f} | {metrics.mean_class_accuracy:.2f} | "
+              f"{metrics.evaluated}/{metrics.total} |"]
+    if metrics.failed:
+        lines += ["", f"{len(metrics.failed)} videos could not be loaded (failed_videos.txt)."]
+    return "\n".join(lines) + "\n"
+
+
 def evaluate_checkpoint(student: VideoCLIP, tokenizer, cfg, list_path: str, class_file: str,
                         info: DistInfo, output: str | Path | None = None,
-                        desc: str = "eval", extra: dict | None = None) -> Metrics:
+                        desc: str = "eval", extra: dict | None = None,
+                        checkpoint: str | Path | None = None) -> Metrics:
     """Evaluate a loaded student on one video list and class file, as `cfg` says (views,
-    frames, data root, precision); write the report to `output` (rank 0)."""
+    frames, data root, precision); write the report and its record to `output` (rank 0).
+    `checkpoint`: the folder the student came from, for the record."""
     from .inputs import class_bank, list_file, require_data_root
-    from .precision import autocast_dtype
+    from .precision import eval_autocast_dtype
+    from .record import build_record
 
-    bank = class_bank(class_file, "eval_class_file", tokenizer, cfg.templates)
+    bank = class_bank(class_file, "eval_class_file", tokenizer, cfg.templates, cfg.clean_prompts)
     path = list_file(list_path, "val_list")
     require_data_root(cfg.data_root, list_path)
     dataset = eval_dataset(cfg, str(path), len(bank), preprocess_config(student.clip)["size"])
     metrics = evaluate(student, dataset, bank, info, cfg.eval_batch_size, cfg.num_workers,
-                       autocast_dtype(cfg.precision, info.device), cfg.progress, desc)
+                       eval_autocast_dtype(cfg.eval_precision, info.device), cfg.progress, desc)
     if output is not None and info.is_main:
+        record = build_record(cfg, info, eval_files(cfg, path, class_file, checkpoint))
         write_report(metrics, output, bank.names,
-                     {"list": str(path), "class_file": class_file} | (extra or {}))
+                     {"list": str(path), "class_file": class_file} | (extra or {}), record)
     return metrics
+
+
+def eval_files(cfg, list_path, class_file, checkpoint=None) -> dict:
+    """The input files of an evaluation, for its record (a checkpoint folder by its
+    config.json: its weights are not hashed)."""
+    from .record import checkpoint_file
+
+    files = {"val_list": list_path, "eval_class_file": class_file, "templates": cfg.templates}
+    if checkpoint:
+        files["checkpoint"] = checkpoint_file(checkpoint)
+    return files

@@ -23,15 +23,17 @@ def require_data_root(data_root: str, list_file: str) -> None:
                                 f"the video paths in {list_file} are relative to")
 
 
-def class_bank(class_file: str, key: str, tokenizer, templates_file: str = "") -> PromptBank:
-    """The prompts of a class file, under the reference's 29 prompts or `templates_file`'s."""
+def class_bank(class_file: str, key: str, tokenizer, templates_file: str = "",
+               clean: bool = False) -> PromptBank:
+    """The prompts of a class file, under the reference's 29 prompts or `templates_file`'s
+    (`clean`: clean prompts for plain class names)."""
     path = require_file(class_file, key, "a class file (JSON {\"0\": \"Name: description\"}, "
                                          "CSV index,name, or one name per line)")
     templates = ALL_PROMPTS
     if templates_file:
         templates = read_templates(require_file(templates_file, "templates",
                                                 "a text file with one prompt template per line"))
-    return PromptBank(read_class_names(path), tokenizer, templates)
+    return PromptBank(read_class_names(path), tokenizer, templates, clean)
 
 
 def list_file(path: str, key: str) -> Path:

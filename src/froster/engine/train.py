@@ -17,19 +17,20 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import StudentSpec, build_student, export_student
+from ..checkpoint import StudentSpec, build_student, export_student, student_config, write_checkpoint
 from ..clip import preprocess_config
 from ..config import Config, save_config
 from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations, set_epoch
 from ..distill import Froster
 from . import checkpoints as ckpt
-from .averaging import average_run
+from .averaging import WeightSum, run_epochs, sum_folders
 from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
-from .evaluate import evaluate, eval_dataset, write_report
+from .evaluate import eval_dataset, eval_files, evaluate, write_report
 from .init_weights import init_spec, load_init
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
-from .precision import autocast, autocast_dtype, grad_scaler
+from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
+from .record import FAILED_FILE, RECORD_FILE, build_record, write_record
 from .schedule import learning_rate, set_lr
 
 
@@ -38,17 +39,30 @@ def student_spec(cfg: Config) -> StudentSpec:
                        temporal=cfg.temporal, neighbor_padding=cfg.neighbor_padding)
 
 
-def param_groups(module: torch.nn.Module, weight_decay: float, scaled=(),
-                 lr_scale: float = 1.0) -> list[dict]:
-    """Weight decay on matrices only; none on 1-D/0-D parameters (biases, norms, logit_scale,
-    class embedding), as the reference. The `scaled` parameters (a backbone's added
+def decays(name: str, param: torch.nn.Parameter, logit_scale_decay: bool = True) -> bool:
+    """The reference's rule (PySlowFast's optimizer with ZERO_WD_1D_PARAM, as FROSTER's configs
+    set it): no weight decay on parameters that are 1-D or whose name ends in ``.bias``; every
+    other one is decayed, the 0-D ``logit_scale`` included (a reference quirk). With
+    `logit_scale_decay` off, 0-D parameters (logit_scale, and logit_bias where a model has
+    one) are exempt as well."""
+    if param.ndim == 1 or name.endswith(".bias"):
+        return False
+    return logit_scale_decay or param.ndim != 0
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float, logit_scale_decay: bool = True,
+                 scaled=(), lr_scale: float = 1.0) -> list[dict]:
+    """AdamW groups (decayed, not decayed) of the trainable parameters; each group's
+    ``names`` lists its parameters' names. The `scaled` parameters (a backbone's added
     modules) go to groups of their own whose learning rate is `lr_scale` times the rest's."""
-    decay, no_decay = [], []
-    for p in module.parameters():
+    groups = ({"params": [], "names": [], "weight_decay": weight_decay},
+              {"params": [], "names": [], "weight_decay": 0.0})
+    for name, p in module.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return scale_lr([{"params": decay, "weight_decay": weight_decay},
-                     {"params": no_decay, "weight_decay": 0.0}], scaled, lr_scale)
+            group = groups[0] if decays(name, p, logit_scale_decay) else groups[1]
+            group["params"].append(p)
+            group["names"].append(name)
+    return scale_lr(list(groups), scaled, lr_scale)
 
 
 def scale_lr(groups: list[dict], scaled, lr_scale: float) -> list[dict]:
@@ -59,10 +73,13 @@ def scale_lr(groups: list[dict], scaled, lr_scale: float) -> list[dict]:
         return groups
     out = []
     for group in groups:
-        inside = [p for p in group["params"] if id(p) in ids]
-        out.append(group | {"params": [p for p in group["params"] if id(p) not in ids]})
+        pairs = list(zip(group["params"], group["names"]))
+        outside = [(p, n) for p, n in pairs if id(p) not in ids]
+        inside = [(p, n) for p, n in pairs if id(p) in ids]
+        out.append(group | {"params": [p for p, _ in outside], "names": [n for _, n in outside]})
         if inside:
-            out.append(group | {"params": inside, "lr_scale": lr_scale})
+            out.append(group | {"params": [p for p, _ in inside], "names": [n for _, n in inside],
+                                "lr_scale": lr_scale})
     return out
 
 
@@ -94,9 +111,10 @@ class Trainer:
         with main_first(info):  # one download of pretrained weights, not one per rank
             student, self.tokenizer = build_student(spec)
         student.set_train_params(cfg.train_params)
-        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates)
+        self.bank = class_bank(cfg.class_file, "class_file", self.tokenizer, cfg.templates,
+                               cfg.clean_prompts)
         self.eval_bank = class_bank(cfg.eval_class_file, "eval_class_file", self.tokenizer,
-                                    cfg.templates) \
+                                    cfg.templates, cfg.clean_prompts) \
             if cfg.eval_class_file else self.bank
         self.model = Froster(student, distill=cfg.distill, distill_weight=cfg.distill_weight,
                              alpha=cfg.alpha)  # the teacher: a copy of the pretrained CLIP
@@ -132,31 +150,52 @@ class Trainer:
         self.warmup_steps = cfg.warmup_epochs * self.steps_per_epoch
 
         self.dtype = autocast_dtype(cfg.precision, self.device)
+        self.eval_dtype = eval_autocast_dtype(cfg.eval_precision, self.device)
         self.scaler = grad_scaler(self.device, self.dtype)
         self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, cfg.weight_decay, student.added_parameters(),
-                         cfg.added_lr_scale), lr=cfg.lr)
+            param_groups(self.model, cfg.weight_decay, cfg.logit_scale_decay,
+                         student.added_parameters(), cfg.added_lr_scale), lr=cfg.lr)
         self.ddp = None
         if info.distributed:
             self.ddp = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.template_rng = random.Random(cfg.seed)
+        self.train_failures: dict[str, None] = {}  # messages of training videos that failed
         self.epoch = 0  # epochs finished
         self.step = 0   # optimiser steps taken
+        # the running sum of the averaged epochs' weights; rank 0 only (DDP keeps them equal)
+        self.average = WeightSum() if self.averaging and info.is_main else None
         self.logger = RunLogger(self.output_dir, enabled=info.is_main)
 
     @property
     def student(self):
         return self.model.student
 
+    @property
+    def averaging(self) -> bool:
+        return 0 < self.cfg.average_from_epoch <= self.cfg.epochs
+
+    def kept_exports(self) -> int | None:
+        """Per-epoch exports to keep (None: all); without an average, the last epoch's
+        export is the run's result and is always kept."""
+        keep = self.cfg.kept_epochs()
+        return keep if keep is None or self.averaging else max(keep, 1)
+
     # -- state ---------------------------------------------------------------------
     def resume(self, path: Path) -> None:
         state = ckpt.load_training_state(path)
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as err:  # the parameter groups changed (e.g. logit_scale_decay)
+            raise ValueError(f"{path}: its optimiser state does not fit this config's parameter "
+                             f"groups ({err}); resume with the weight-decay settings it was "
+                             f"trained with (weight_decay, logit_scale_decay)") from None
         self.scaler.load_state_dict(state["scaler"])
         ckpt.restore_rng(state["rng"], self.template_rng)
         self.epoch, self.step = state["epoch"], state["step"]
+        if self.average is not None:
+            self.average = self._resumed_average(path, state.get("average"))
         if self.info.is_main:
             print(f"resumed from {path} after epoch {self.epoch} (step {self.step})")
             changed = {k: (v, getattr(self.cfg, k)) for k, v in state["config"].items()
@@ -165,17 +204,53 @@ class Trainer:
                 print("warning: config differs from the checkpoint's: " + ", ".join(
                     f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
 
+    def _resumed_average(self, path: Path, saved: dict | None) -> WeightSum:
+        """The running sum saved in `path`; for a checkpoint written before there was one,
+        the sum of the run's epoch exports."""
+        expected = list(range(self.cfg.average_from_epoch, self.epoch + 1))
+        if saved is not None:
+            average = WeightSum.from_state_dict(saved)
+        elif not expected:
+            average = WeightSum()
+        else:
+            folders = run_epochs(self.output_dir, expected[0], expected[-1])
+            average, _ = sum_folders(folders.values(), list(folders))
+        if average.tags != expected:
+            raise ValueError(f"{path} holds the weight sum of epochs {average.tags or 'none'}, but "
+                             f"average_from_epoch={self.cfg.average_from_epoch} after "
+                             f"{self.epoch} epochs asks for {expected or 'none'}; resume with the "
+                             "average_from_epoch the run started with")
+        return average
+
+    def accumulate_average(self) -> None:
+        """Add the student's weights to the running sum if this epoch is averaged (rank 0)."""
+        if self.average is not None and self.epoch >= self.cfg.average_from_epoch:
+            self.average.add(self.student.clip.state_dict(), self.epoch)
+
     def save(self) -> None:
-        """Export the student of this epoch and the full training state (rank 0)."""
+        """Add this epoch to the running average, export the student if epochs are kept,
+        and write the full training state (rank 0)."""
         if self.info.is_main:
-            extra = {"epoch": self.epoch, "step": self.step, "config": self.cfg.to_dict()}
-            export_student(self.student, student_spec(self.cfg),
-                           ckpt.epoch_folder(self.output_dir, self.epoch), extra)
+            self.accumulate_average()
+            keep = self.kept_exports()
+            if keep != 0:
+                extra = {"epoch": self.epoch, "step": self.step, "config": self.cfg.to_dict()}
+                export_student(self.student, student_spec(self.cfg),
+                               ckpt.epoch_folder(self.output_dir, self.epoch), extra)
+            ckpt.prune_epoch_folders(self.output_dir / "epochs", keep, self.epoch)
             ckpt.save_training_state(
                 self.output_dir / ckpt.LAST, model=self.model, optimizer=self.optimizer,
                 scaler=self.scaler, epoch=self.epoch, step=self.step,
-                template_rng=self.template_rng, config=self.cfg.to_dict())
+                template_rng=self.template_rng, config=self.cfg.to_dict(),
+                average=self.average.state_dict() if self.average is not None else None)
         barrier()
+
+    def write_average(self) -> Path:
+        """The running average as a checkpoint folder, `<output_dir>/average` (rank 0)."""
+        extra = {"epochs": list(self.average.tags), "step": self.step,
+                 "config": self.cfg.to_dict()}
+        return write_checkpoint(self.output_dir / "average", self.average.mean(),
+                                student_config(self.student, student_spec(self.cfg), extra))
 
     # -- one step ------------------------------------------------------------------
     def train_step(self, micro_batches: list[dict]) -> dict[str, float]:
@@ -258,19 +333,48 @@ class Trainer:
                   "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)")
             if log.failures or log.fallbacks:
                 print(log.report())
+            self.train_failures.update(dict.fromkeys(f.message for f in log.failures))
         return means
 
-    # -- evaluation ----------------------------------------------------------------
-    def evaluate(self, student, name: str):
-        """Evaluate `student` on val_list; write eval/<name>/ and log (rank 0)."""
+    # -- the reproduction record ------------------------------------------------------
+    def write_run_record(self) -> None:
+        """record.json of the run (rank 0), with the training videos that failed so far
+        (their messages in failed_videos.txt)."""
         cfg = self.cfg
-        dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")),
-                               len(self.eval_bank), self.size)
+        files = {"train_list": cfg.train_list, "class_file": cfg.class_file,
+                 "val_list": cfg.val_list, "eval_class_file": cfg.eval_class_file,
+                 "templates": cfg.templates}
+        failures = list(self.train_failures)
+        path = self.output_dir / FAILED_FILE
+        if failures:
+            path.write_text("".join(f"{m}\n" for m in failures), encoding="utf-8")
+        else:
+            path.unlink(missing_ok=True)
+        videos = {"train": len(self.dataset), "train_failed": len(failures),
+                  "failed_file": FAILED_FILE if failures else None, "epochs_done": self.epoch}
+        write_record(build_record(cfg, self.info, files, videos, training=True), self.output_dir)
+
+    def read_failures(self) -> None:
+        """On resume: the training failures of the epochs run before."""
+        path = self.output_dir / FAILED_FILE
+        if (self.output_dir / RECORD_FILE).is_file() and path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            self.train_failures.update(dict.fromkeys(line for line in lines if line))
+
+    # -- evaluation ----------------------------------------------------------------
+    def evaluate(self, student, name: str, checkpoint: Path | None = None):
+        """Evaluate `student` (exported in `checkpoint`) on val_list; write eval/<name>/ and
+        log (rank 0)."""
+        cfg = self.cfg
+        val_list = list_file(cfg.val_list, "val_list")
+        dataset = eval_dataset(cfg, str(val_list), len(self.eval_bank), self.size)
         metrics = evaluate(student, dataset, self.eval_bank, self.info,
                            batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
-                           dtype=self.dtype, progress=cfg.progress, desc=f"eval {name}")
+                           dtype=self.eval_dtype, progress=cfg.progress, desc=f"eval {name}")
         if self.info.is_main:
-            write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names)
+            files = eval_files(cfg, val_list, cfg.eval_class_file or cfg.class_file, checkpoint)
+            write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names,
+                         record=build_record(cfg, self.info, files))
             self.logger.log("eval", self.step, name=name, **metrics.summary())
             print(f"eval {name}: {metrics.describe()}")
         return metrics
@@ -281,24 +385,38 @@ class Trainer:
         if self.info.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.output_dir / "config.yaml")
+            if self.epoch:
+                self.read_failures()
+            self.write_run_record()
             self.logger.log("start", self.step, config=cfg.to_dict(),
                             world_size=self.info.world_size, steps_per_epoch=self.steps_per_epoch)
-        result = {"output_dir": str(self.output_dir)}
+        result = {"output_dir": str(self.output_dir),
+                  "record": str(self.output_dir / RECORD_FILE)}
         while self.epoch < cfg.epochs:
             result["train"] = self.train_epoch()
             self.save()
-            if cfg.val_list and cfg.eval_every and self.epoch % cfg.eval_every == 0:
-                result["eval"] = self.evaluate(self.student, f"epoch_{self.epoch:03d}").summary()
-        if cfg.average_from_epoch and cfg.epochs >= cfg.average_from_epoch:
             if self.info.is_main:
-                folder = average_run(self.output_dir, cfg.average_from_epoch)
+                self.write_run_record()
+            if cfg.val_list and cfg.eval_every and self.epoch % cfg.eval_every == 0:
+                export = ckpt.epoch_folder(self.output_dir, self.epoch)
+                result["eval"] = self.evaluate(  # the export, when kept, names the student
+                    self.student, f"epoch_{self.epoch:03d}",
+                    export if export.is_dir() else None).summary()
+                if self.info.is_main:  # as many reports as exports, at least the latest
+                    keep = self.kept_exports()
+                    ckpt.prune_epoch_folders(self.output_dir / "eval",
+                                             None if keep is None else max(keep, 1), self.epoch)
+        if self.averaging:
+            if self.info.is_main:
+                folder = self.write_average()
                 print(f"averaged epochs {cfg.average_from_epoch}..{cfg.epochs} into {folder}")
             barrier()
             result["average"] = str(self.output_dir / "average")
             if cfg.val_list:
                 from ..checkpoint import load_student
                 averaged, _, _ = load_student(self.output_dir / "average", device=self.device)
-                result["eval_average"] = self.evaluate(averaged, "average").summary()
+                result["eval_average"] = self.evaluate(averaged, "average",
+                                                       self.output_dir / "average").summary()
         self.logger.log("end", self.step, **{k: v for k, v in result.items() if k != "train"})
         self.logger.close()
         return result
@@ -311,23 +429,31 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
     with main_first(info):
         student, tokenizer = build_student(student_spec(cfg))
     student.to(info.device).eval()
-    result = {"output_dir": str(output_dir)}
+    result = {"output_dir": str(output_dir), "record": str(output_dir / RECORD_FILE)}
+    files = {"val_list": cfg.val_list, "eval_class_file": cfg.eval_class_file or cfg.class_file,
+             "templates": cfg.templates}
     if info.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output_dir / "config.yaml")
+        write_record(build_record(cfg, info, files), output_dir)
         export_student(student, student_spec(cfg), output_dir / "zero_shot",
                        {"config": cfg.to_dict(), "zero_shot": True})
     result["checkpoint"] = str(output_dir / "zero_shot")
     if cfg.val_list:
         bank = class_bank(cfg.eval_class_file or cfg.class_file, "eval_class_file", tokenizer,
-                          cfg.templates)
+                          cfg.templates, cfg.clean_prompts)
         require_data_root(cfg.data_root, cfg.val_list)
         size = preprocess_config(student.clip)["size"]
         dataset = eval_dataset(cfg, str(list_file(cfg.val_list, "val_list")), len(bank), size)
         metrics = evaluate(student, dataset, bank, info, cfg.eval_batch_size, cfg.num_workers,
-                           autocast_dtype(cfg.precision, info.device), cfg.progress, "zero-shot")
+                           eval_autocast_dtype(cfg.eval_precision, info.device), cfg.progress,
+                           "zero-shot")
         if info.is_main:
-            write_report(metrics, output_dir / "eval" / "zero_shot", bank.names)
+            record = build_record(cfg, info, files)
+            write_report(metrics, output_dir / "eval" / "zero_shot", bank.names, record=record)
+            write_record(record | {"videos": {"evaluated": metrics.evaluated,
+                                              "total": metrics.total,
+                                              "failed": len(metrics.failed)}}, output_dir)
             print(f"zero-shot: {metrics.describe()}")
         result["eval"] = metrics.summary()
     return result

@@ -190,7 +190,7 @@ def _load_compared(args, entry: str, main):
     if entry == FROZEN:
         model, pretrained, quick_gelu = _frozen_clip(args)
         compared.model, compared.pretrained = model, pretrained
-        recognizer = _load_frozen(compared, quick_gelu)
+        recognizer = _load_frozen(compared, quick_gelu, main)
     else:
         compared.checkpoint, compared.model = entry, None
         recognizer = _load(compared)
@@ -229,16 +229,17 @@ def _frozen_clip(args) -> tuple[str, str, bool | None]:
     return config["model"], pretrained, config.get("quick_gelu")
 
 
-def _load_frozen(args, quick_gelu):
+def _load_frozen(args, quick_gelu, main):
+    """The frozen CLIP as a Recognizer, with the main model's prompts and precision."""
     from ..clip import WeightsUnavailableError
     from ..inference.api import Recognizer
 
-    # frames per view and sampling rate: replaced by the main model's (`_load_compared`)
-    options = dict(device=args.device, num_views=args.views, num_frames=8, sampling_rate=16,
-                   sampling=args.sampling, apply_rotation=not args.ignore_rotation, cache_dir=args.cache_dir,
-                   use_cache=not args.no_cache, batch_size=1, num_workers=0)
-    if args.templates:
-        options["templates"] = tuple(args.templates)
+    options = dict(device=args.device, num_views=args.views, num_frames=main.num_frames,
+                   sampling_rate=main.sampling_rate, target_fps=main.target_fps,
+                   sampling=args.sampling, apply_rotation=not args.ignore_rotation,
+                   cache_dir=args.cache_dir, use_cache=not args.no_cache, batch_size=1,
+                   num_workers=0, precision=main.precision, clean_prompts=main.clean_prompts,
+                   templates=main.templates)
     try:
         return Recognizer.from_pretrained(args.model, args.pretrained, temporal="mean",
                                           quick_gelu=quick_gelu, **options)

@@ -6,7 +6,7 @@ says how much token (t, i) takes from token (s, j). Its shape depends on the bac
 relevance row by J directly from the recorded (heads-fused) probabilities.
 
 - ``frame`` (mean, AdaptFormer, ST-Adapter, each ViT block of ActionCLIP, neighbor with
-  one frame): (B·T, L, L), each frame on its own; J is block-diagonal.
+  one frame and masked padding): (B·T, L, L), each frame on its own; J is block-diagonal.
 - ``neighbor`` (VCLIP): (B·T, L, 3L), the queries of frame t over the keys of frames
   t+1, t-1, t. At the clip ends the missing neighbour is a block of all-zero keys and
   values (the reference's zero padding): it takes probability mass but contributes
@@ -80,8 +80,8 @@ def token_count(model) -> int:
 def call_kinds(model, frames: int) -> list[str]:
     """The kind of every attention call of one forward pass, in call order."""
     per_block = BLOCK_CALLS[model.temporal]
-    if model.temporal == "neighbor" and frames == 1:
-        per_block = ("frame",)  # one frame has no neighbours: plain attention
+    if model.temporal == "neighbor" and frames == 1 and model.neighbor_padding == "masked":
+        per_block = ("frame",)  # one frame, masked: plain attention (zeros: two zero blocks)
     kinds = list(per_block) * len(model.clip.visual.transformer.resblocks)
     if model.temporal in FUSION_CALLS:
         fusion = model.clip.visual.temporal_fusion.transformer.resblocks

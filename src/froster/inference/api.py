@@ -14,7 +14,10 @@ display rotation is applied by default (``apply_rotation=True``): frames as a pe
 the video.
 Logits are the model's per-view logits (logit_scale * cosine, averaged over frames)
 *summed over the views*, against the prompt-ensemble classifier (the 28 templates + the
-bare class text by default, method.md). Probabilities are the softmax of those summed
+bare class text by default, method.md; a plain label gets the reference's prompts,
+"a photo of juggling. juggling", unless ``clean_prompts=True``). The towers run in fp32
+as the reference tests (``precision="bf16"``/``"fp16"`` for speed; the logits stay fp32).
+Probabilities are the softmax of those summed
 logits over the given labels: they sum to 1 over the label set, so they say how the
 labels compare with each other, not whether any of them is present.
 """
@@ -36,6 +39,7 @@ from ..data.annotations import VideoItem
 from ..data.dataset import VideoDataset
 from ..data.loader import build_loader
 from ..data.transforms import normalize, test_transform
+from ..engine.precision import autocast
 from ..model import VideoCLIP
 from ..prompts import ALL_PROMPTS, BARE, ClassText, PromptBank, make_prompt
 from .text_cache import TextCache, text_key
@@ -112,6 +116,8 @@ class Recognizer:
     when not given it is computed from the weights on first use. `sampling` is the frame
     sampling rule ("reference" or "uniform", froster.data.sampling); `apply_rotation`
     turns the display-rotation metadata into rotated frames (the reference ignores it).
+    `clean_prompts`: plain labels without the reference's repeated name; `precision`: fp32
+    (default), bf16 or fp16 (CUDA only) for the towers.
     """
 
     def __init__(self, model: VideoCLIP, tokenizer, identity: str | None = None, *,
@@ -119,11 +125,16 @@ class Recognizer:
                  sampling_rate: int = 16, target_fps: float = 30.0, num_views: int = 3,
                  sampling: str = "reference", apply_rotation: bool = True,
                  templates: Sequence[str] = ALL_PROMPTS, cache_dir: str | os.PathLike | None = None,
-                 use_cache: bool = True, batch_size: int = 4, num_workers: int | None = None):
+                 use_cache: bool = True, batch_size: int = 4, num_workers: int | None = None,
+                 clean_prompts: bool = False, precision: str = "fp32"):
         from ..data.sampling import get_sampling
+        from ..engine.precision import eval_autocast_dtype
 
         get_sampling(sampling)  # a bad name fails here, not in a worker
         self.device = torch.device(device) if device is not None else _default_device()
+        self.precision = precision
+        self.dtype = eval_autocast_dtype(precision, self.device, key="precision")
+        self.clean_prompts = bool(clean_prompts)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self._identity = identity
@@ -165,6 +176,8 @@ class Recognizer:
                 kwargs.pop(key, None)  # the constructor's default
         if kwargs.get("target_fps") is None and recorded.get("target_fps"):
             kwargs["target_fps"] = float(recorded["target_fps"])  # a clip spans what it did in training
+        if kwargs.get("clean_prompts") is None:  # the prompt form the model was trained with
+            kwargs["clean_prompts"] = bool(recorded.get("clean_prompts", False))
         return cls(model, tokenizer, identity, device=device, **kwargs)
 
     @classmethod
@@ -184,6 +197,8 @@ class Recognizer:
                              f"trained checkpoint instead (froster train ... temporal={temporal})")
         spec = StudentSpec(model=model, pretrained=pretrained, quick_gelu=quick_gelu,
                            temporal=temporal, neighbor_padding=neighbor_padding)
+        if kwargs.get("clean_prompts") is None:
+            kwargs["clean_prompts"] = False
         student, tokenizer = build_student(spec)
         settings = f"{model}:qg={quick_gelu}:{temporal}:{neighbor_padding}"
         if pretrained in (None, "", "none", "None", "random"):
@@ -208,21 +223,32 @@ class Recognizer:
                 "num_crops": 1, "size": self.size, "sampling": self.sampling,
                 "apply_rotation": self.apply_rotation}
 
+    @property
+    def run_settings(self) -> dict:
+        """What else changes the numbers: the prompt form and the towers' precision."""
+        return {"clean_prompts": self.clean_prompts, "precision": self.precision}
+
     # -- text ------------------------------------------------------------------------
     def _encode_prompts(self, texts: list[ClassText], templates: tuple[str, ...]) -> torch.Tensor:
         key = None
         if self.cache is not None:  # keyed by the exact prompts, so names/descriptions count
-            prompts = [make_prompt(template, t) for t in texts for template in templates]
-            key = text_key(self.identity, prompts, [str(len(templates))])
+            prompts = [make_prompt(template, t, self.clean_prompts)
+                       for t in texts for template in templates]
+            extra = [str(len(templates))]
+            if self.precision != "fp32":  # fp32 keys stay as they were before this option
+                extra.append(self.precision)
+            key = text_key(self.identity, prompts, extra)
         if key is not None and (cached := self.cache.get(key)) is not None:
             return cached.to(self.device)
-        bank = PromptBank(texts, self.tokenizer, templates)
+        bank = PromptBank(texts, self.tokenizer, templates, self.clean_prompts)
         embeddings = []
         with torch.inference_mode():
             for start in range(0, len(texts), 256):  # bounded memory for huge label sets
                 tokens = bank.stacked(bank.all_templates())[start:start + 256].to(self.device)
                 self.text_tower_calls += 1
-                embeddings.append(self.model.encode_classes(tokens).float())
+                with autocast(self.device, self.dtype):
+                    classes = self.model.encode_classes(tokens)
+                embeddings.append(F.normalize(classes.float(), dim=-1))
         embeddings = torch.cat(embeddings)
         if key is not None:
             self.cache.put(key, embeddings)
@@ -279,9 +305,9 @@ class Recognizer:
         if videos.dtype == torch.uint8:
             videos = normalize(videos, self.mean, self.std)
         batch, views = videos.shape[:2]
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.dtype):
             frames = self.model.encode_frames(videos.flatten(0, 1))
-        return frames.view(batch, views, *frames.shape[1:]).float()
+        return frames.float().view(batch, views, *frames.shape[1:])
 
     def view_logits(self, frames: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
         """(B, V, T, D) frame embeddings, (C, D) classifier -> (B, C) logits summed over views."""
@@ -377,8 +403,9 @@ class Recognizer:
         view = views.shape[0] // 2
         clip = views[view]
         inputs = normalize(clip[None].to(self.device), self.mean, self.std)
-        result = explain_clips(self.model, inputs, classifier.to(inputs.dtype), target, method,
-                               head_fusion)
+        with autocast(self.device, self.dtype):  # the towers' precision, as `encode`
+            result = explain_clips(self.model, inputs, classifier.to(inputs.dtype), target,
+                                   method, head_fusion)
         logits = result.logits[0].cpu()
         index = int(result.target[0])
         maps = result.maps[0].cpu()

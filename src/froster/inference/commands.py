@@ -52,6 +52,13 @@ def _model_group(parser: argparse.ArgumentParser) -> None:
                        help="video backbone of --model (default: neighbor, as FROSTER); "
                             "a checkpoint records its own")
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    group.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                       help="the towers' precision: fp32 as the reference tests; bf16 or fp16 "
+                            "(CUDA only) are faster and differ slightly (docs/fidelity.md)")
+    group.add_argument("--clean-prompts", action=argparse.BooleanOptionalAction, default=None,
+                       help="plain labels get clean prompts ('a photo of a person juggling.') "
+                            "instead of the reference's ('... juggling. juggling'); None: as "
+                            "the checkpoint was trained, else the reference's")
 
 
 def _clip_options(group, clip: str = "view") -> None:
@@ -103,7 +110,8 @@ def _load(args):
                    sampling_rate=args.sampling_rate, sampling=args.sampling,
                    apply_rotation=not args.ignore_rotation, cache_dir=args.cache_dir,
                    use_cache=not args.no_cache, batch_size=args.batch_size,
-                   num_workers=args.workers)
+                   num_workers=args.workers, precision=args.precision,
+                   clean_prompts=args.clean_prompts)
     if args.templates:
         for template in args.templates:
             if template.count("{}") != 1:

@@ -8,9 +8,9 @@ Output formats (one record per video, written and flushed as soon as it is done)
          one row with an empty rank for a video that failed;
   table  human-readable text.
 ``run`` is a short hash of what produced the record (model, labels, templates, views,
-top-k). Rerunning with the same ``--output`` (json or csv) skips the videos already done
-by the same run; videos that failed are tried again; a file from a different run is
-refused unless ``overwrite`` is given.
+top-k, prompt form, precision). Rerunning with the same ``--output`` (json or csv) skips
+the videos already done by the same run; videos that failed are tried again; a file from a
+different run is refused unless ``overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def format_for(output: str | os.PathLike | None, fmt: str | None) -> str:
 
 def run_key(recognizer: Recognizer, labels: Sequence[str], templates: Sequence[str],
             top_k: int) -> str:
-    payload = json.dumps([recognizer.identity, list(labels), list(templates),
-                          recognizer.view_settings, top_k])
+    payload = [recognizer.identity, list(labels), list(templates), recognizer.view_settings, top_k]
+    if recognizer.run_settings != {"clean_prompts": False, "precision": "fp32"}:
+        payload.append(recognizer.run_settings)  # the defaults keep earlier outputs resumable
+    payload = json.dumps(payload)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

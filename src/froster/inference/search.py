@@ -3,11 +3,11 @@
 The folder's videos are embedded once (`Recognizer.video_embedding`: the mean of the
 normalised frame embeddings over all test views, normalised) into an index file beside
 them, ``DIR/.froster_index.safetensors``: the embeddings plus, in its metadata, the model
-identity, view settings and each video's size and modification time. Later runs embed
-only new or changed videos and drop removed ones; a model or view change rebuilds the
-index. Videos that cannot be read are remembered with their error (tried again when the
-file changes) and reported. The index is saved every few hundred videos, so an
-interrupted build goes on from where it stopped.
+identity, view settings, precision and each video's size and modification time. Later
+runs embed only new or changed videos and drop removed ones; a model, view or precision
+change rebuilds the index. Videos that cannot be read are remembered with their error
+(tried again when the file changes) and reported. The index is saved every few hundred
+videos, so an interrupted build goes on from where it stopped.
 """
 
 from __future__ import annotations
@@ -68,8 +68,11 @@ class VideoIndex:
 
     # -- storage ---------------------------------------------------------------------
     def _settings(self) -> dict:
-        return {"schema": _SCHEMA, "model": self.recognizer.identity,
-                "views": self.recognizer.view_settings}
+        settings = {"schema": _SCHEMA, "model": self.recognizer.identity,
+                    "views": self.recognizer.view_settings}
+        if self.recognizer.precision != "fp32":  # fp32 indexes stay valid
+            settings["precision"] = self.recognizer.precision
+        return settings
 
     def load(self) -> bool:
         """Read the index file if it exists and fits this model; False otherwise."""
