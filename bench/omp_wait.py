@@ -7,7 +7,7 @@ decoding worker, a second rank or another job would.
 Each measurement is a fresh interpreter (the policy is read when OpenMP starts); the four
 settings alternate within each round.
 
-    python bench/omp_wait.py                 # about 3 minutes on 2 quiet cores
+    python bench/omp_wait.py                 # about 6 minutes on 2 cores (ACTIVE with a busy core is slow)
     python bench/omp_wait.py --steps 40 --rounds 3
 
 Prints `key: value` lines: median seconds per setting, `passive_over_active_quiet` and
@@ -59,7 +59,7 @@ def timed(policy: str, steps: int, busy: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20, help="pretraining steps per run")
+    parser.add_argument("--steps", type=int, default=10, help="pretraining steps per run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--busy", type=int, default=1, help="spinning processes for 'busy'")
     args = parser.parse_args()
