@@ -374,3 +374,29 @@ def test_demo_world_action_video_has_known_cuts(tmp_path):
     within = np.abs(frames[14] - frames[15]).mean()  # one scene, 1/15 of its motion apart
     across = np.abs(frames[15] - frames[16]).mean()  # a new scene (shape, colours, place)
     assert across > 3 * within
+
+
+def test_a_first_ctrl_c_on_a_pipe_ends_the_data_without_raising_anywhere():
+    """Ctrl-C while a pipe is read only sets a flag (a KeyboardInterrupt raised inside PyAV's
+    read callback could be swallowed there); the next read ends the data; a second Ctrl-C
+    raises; the usual handler comes back after."""
+    import signal
+
+    from froster.data.stream import _PipeReader
+
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, b"x" * 10)
+        reader = _PipeReader(read_fd)
+        buffer = bytearray(4)
+        assert reader.readinto(buffer) == 4
+        signal.raise_signal(signal.SIGINT)  # would raise KeyboardInterrupt under the default
+        assert reader.interrupted and reader.readinto(buffer) == 0 and reader.ended
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        reader.restore_handler()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.close(write_fd)
+        os.close(read_fd)

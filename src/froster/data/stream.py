@@ -19,6 +19,7 @@ import heapq
 import io
 import os
 import queue
+import signal
 import stat
 import threading
 from collections import deque
@@ -74,7 +75,13 @@ class _PipeReader(io.RawIOBase):
     blocked in the main thread would then wait for the next data before Python could raise
     KeyboardInterrupt. Here the main thread only waits on the queue, in short slices; a
     Ctrl-C there ends the data (PyAV cannot pass KeyboardInterrupt through its read
-    callback) and is raised again by `FrameStream` once FFmpeg has returned."""
+    callback) and is raised again by `FrameStream` once FFmpeg has returned.
+
+    While the pipe is read, a first Ctrl-C only sets a flag (when Ctrl-C is Python's
+    default handler and this is the main thread): the next read ends the data. Raised as
+    KeyboardInterrupt at an arbitrary point, it could land inside PyAV's callback wrapper,
+    be swallowed there, and leave the stream waiting for data that never comes. A second
+    Ctrl-C raises as usual."""
 
     def __init__(self, fd: int = 0, chunk: int = 1 << 16, depth: int = 64):
         super().__init__()
@@ -84,7 +91,22 @@ class _PipeReader(io.RawIOBase):
         self.pending = b""
         self.ended = False
         self.interrupted = False
+        self._previous_handler = None
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
         threading.Thread(target=self._pump, daemon=True, name="froster-pipe").start()
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.interrupted:  # a second Ctrl-C: the usual KeyboardInterrupt
+            raise KeyboardInterrupt
+        self.interrupted = True
+
+    def restore_handler(self) -> None:
+        if self._previous_handler is not None \
+                and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
 
     def _pump(self) -> None:
         while True:
@@ -101,6 +123,9 @@ class _PipeReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
+        if self.interrupted:
+            self.ended = True
+            return 0
         if not self.pending:
             if self.ended:
                 return 0
@@ -110,7 +135,9 @@ class _PipeReader(io.RawIOBase):
                         item = self.queue.get(timeout=0.1)
                         break
                     except queue.Empty:  # let Python handle a pending Ctrl-C
-                        continue
+                        if self.interrupted:
+                            self.ended = True
+                            return 0
             except KeyboardInterrupt:
                 self.interrupted = self.ended = True
                 return 0
@@ -303,6 +330,8 @@ class FrameStream:
         return _rotate(frame.to_ndarray(format="rgb24", threads=1), self.rotation)
 
     def close(self) -> None:
+        if getattr(self, "_reader", None) is not None:
+            self._reader.restore_handler()
         if getattr(self, "container", None) is not None:
             self.container.close()
             self.container = None
