@@ -36,3 +36,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cli_with(monkeypatch, tmp_path, capsys):
+    """`cli_with(*modules)`: a function running the real dispatcher with only those command
+    modules (the others may be absent), a fresh text cache, and returning (code, out, err)."""
+    import froster.cli
+
+    def make(*modules):
+        monkeypatch.setattr(froster.cli, "COMMAND_MODULES", modules)
+        monkeypatch.setenv("FROSTER_CACHE", str(tmp_path / "cache"))
+
+        def run(*argv):
+            capsys.readouterr()
+            code = froster.cli.main([str(a) for a in argv])
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        return run
+    return make

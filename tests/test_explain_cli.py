@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-import froster.cli
 from froster.checkpoint import StudentSpec, build_student, export_student
 from froster.clip import create_clip
 from froster.inference.api import Recognizer
@@ -46,18 +45,8 @@ def checkpoints(tmp_path_factory, clip_weights):
 
 
 @pytest.fixture
-def cli(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(froster.cli, "COMMAND_MODULES",
-                        ("froster.inference.commands", "froster.explain.commands"))
-    monkeypatch.setenv("FROSTER_CACHE", str(tmp_path / "cache"))
-
-    def run(*argv):
-        capsys.readouterr()
-        code = froster.cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def cli(cli_with):
+    return cli_with("froster.inference.commands", "froster.explain.commands")
 
 
 def test_recognizer_explain_explains_the_middle_view_as_classify_sees_it(checkpoints, shared_dir):

@@ -10,7 +10,6 @@ import sys
 import pytest
 import torch
 
-import froster.cli
 from froster.checkpoint import StudentSpec, build_student, export_student
 from froster.inference.api import Recognizer
 from froster.inference.predict import predict
@@ -27,18 +26,9 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture
-def cli(monkeypatch, tmp_path, capsys):
+def cli(cli_with):
     """Run the real dispatcher with only this area's commands (the others may be absent)."""
-    monkeypatch.setattr(froster.cli, "COMMAND_MODULES", ("froster.inference.commands",))
-    monkeypatch.setenv("FROSTER_CACHE", str(tmp_path / "cache"))
-
-    def run(*argv):
-        capsys.readouterr()
-        code = froster.cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return cli_with("froster.inference.commands")
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 import froster
-import froster.cli
 from froster.checkpoint import StudentSpec, build_student, export_student
 from froster.data.synthetic import write_video
 from froster.inference.api import Recognizer
@@ -36,18 +35,9 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture
-def cli(monkeypatch, tmp_path, capsys, one_thread):
+def cli(cli_with, one_thread):
     """The real dispatcher with only this area's commands."""
-    monkeypatch.setattr(froster.cli, "COMMAND_MODULES", ("froster.inference.commands",))
-    monkeypatch.setenv("FROSTER_CACHE", str(tmp_path / "cache"))
-
-    def run(*argv):
-        capsys.readouterr()
-        code = froster.cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return cli_with("froster.inference.commands")
 
 
 def colour_frames(i, w, h):
