@@ -121,14 +121,20 @@ def build_imported(imported, device="cpu"):
     """(VideoCLIP, tokenizer) with the weights of an `ImportedStudent`."""
     spec = StudentSpec(**{**asdict(imported.spec), "pretrained": None})
     student, tokenizer = build_student(spec)
-    result = student.clip.load_state_dict(imported.weights, strict=False)
+    load_imported_weights(student.clip, imported.weights,
+                          f"{imported.source} does not fit {spec.model} with temporal={spec.temporal}")
+    return student.to(device).eval(), tokenizer
+
+
+def load_imported_weights(clip, weights: dict, does_not_fit: str) -> None:
+    """Load `weights` into `clip`, every key matching (logit_bias, which only some CLIPs
+    have, may be absent); otherwise a ValueError starting with `does_not_fit`."""
+    result = clip.load_state_dict(weights, strict=False)
     missing = [k for k in result.missing_keys if k != "logit_bias"]
     if missing or result.unexpected_keys:
-        raise ValueError(f"{imported.source} does not fit {spec.model} with temporal="
-                         f"{spec.temporal}: {len(missing)} missing weights (e.g. {missing[:3]}), "
+        raise ValueError(f"{does_not_fit}: {len(missing)} missing weights (e.g. {missing[:3]}), "
                          f"{len(result.unexpected_keys)} unexpected (e.g. "
                          f"{result.unexpected_keys[:3]})")
-    return student.to(device).eval(), tokenizer
 
 
 def load_student(path: str | os.PathLike, device="cpu", trust_pickle: bool = False,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from ..checkpoint import StudentSpec
+from ..checkpoint import StudentSpec, load_imported_weights
 from ..clip import _NO_WEIGHTS, resolve_quick_gelu
 
 
@@ -38,13 +38,8 @@ def init_spec(spec: StudentSpec, imported, init: str) -> StudentSpec:
 def load_init(model, imported, init: str) -> str:
     """Put the init student (and its FROSTER heads, if any and distilling) into `model`
     (a Froster module); returns the one-line summary."""
-    result = model.student.clip.load_state_dict(imported.weights, strict=False)
-    missing = [k for k in result.missing_keys if k != "logit_bias"]
-    if missing or result.unexpected_keys:
-        raise ValueError(f"init={init} does not fit the configured student ({model.student.temporal}"
-                         f"): {len(missing)} missing weights (e.g. {missing[:3]}), "
-                         f"{len(result.unexpected_keys)} unexpected (e.g. "
-                         f"{result.unexpected_keys[:3]})")
+    load_imported_weights(model.student.clip, imported.weights, f"init={init} does not fit the "
+                          f"configured student ({model.student.temporal})")
     heads_used = bool(imported.heads) and getattr(model, "distill", False)
     if heads_used:
         for name in ("projector_v", "projector_t"):
