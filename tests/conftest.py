@@ -56,3 +56,14 @@ def cli_with(monkeypatch, tmp_path, capsys):
 
         return run
     return make
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A froster checkpoint folder of a random-weight froster-tiny student (seed 0)."""
+    from froster.checkpoint import StudentSpec, build_student, export_student
+
+    torch.manual_seed(0)
+    spec = StudentSpec(model="froster-tiny", pretrained=None)
+    student, _ = build_student(spec)
+    return export_student(student, spec, tmp_path_factory.mktemp("ckpt"))

@@ -8,9 +8,7 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from froster.checkpoint import StudentSpec, build_student, export_student
 from froster.inference.api import Recognizer
 from froster.inference.predict import predict
 
@@ -18,11 +16,8 @@ LABELS = "arm wrestling,yoga,cleaning pool,making a cake,playing cricket"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    spec = StudentSpec(model="froster-tiny", pretrained=None)
-    student, _ = build_student(spec)
-    return export_student(student, spec, tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 import froster
-from froster.checkpoint import StudentSpec, build_student, export_student
 from froster.data.synthetic import write_video
 from froster.inference.api import Recognizer
 from froster.inference.render import PALETTE, AnnotatedVideo, output_size
@@ -27,11 +26,8 @@ LABELS = "red,green,blue"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    spec = StudentSpec(model="froster-tiny", pretrained=None)
-    student, _ = build_student(spec)
-    return export_student(student, spec, tmp_path_factory.mktemp("ckpt"))
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture
