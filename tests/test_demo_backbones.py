@@ -60,8 +60,13 @@ def test_backbones_demo_quick_and_where_it_stopped(tmp_path, monkeypatch, capsys
                 "base_std": 0.0, "novel_std": 0.0, "splits": first["rows"][0]["splits"],
                 "seconds": 0.0}
     monkeypatch.setattr(demo_backbones, "run_row", run_row)
+    pretrained = []
+    real_pretrain = demo_backbones.pretrain
+    monkeypatch.setattr(demo_backbones, "pretrain",
+                        lambda *args, **kwargs: pretrained.append(1) or real_pretrain(*args, **kwargs))
     again = demo_backbones.run_backbones_demo(out, quick=True, names=["adaptformer"], log=lambda m: None)
     assert ran == [] and again["rows"] == first["rows"]
+    assert pretrained == []  # the CLIP pretrained with the same settings is reused
     saved = out / "backbones" / "adaptformer" / "froster" / "row.json"
     kept = json.loads(saved.read_text())
     kept["settings"]["engine"]["lr"] *= 2  # as if run with other settings
@@ -69,6 +74,10 @@ def test_backbones_demo_quick_and_where_it_stopped(tmp_path, monkeypatch, capsys
     third = demo_backbones.run_backbones_demo(out, quick=True, names=["adaptformer"], log=lambda m: None)
     assert ran == ["froster"] and third["rows"][0] == first["rows"][0]
     assert third["rows"][1]["base"] == 1.0
+    # another world (benchmark and pretraining): pretrain again and run every row again
+    demo_backbones.run_backbones_demo(out, quick=True, names=["adaptformer"], signature_prob=0.3,
+                                      log=lambda m: None)
+    assert pretrained == [1] and ran == ["froster", "fine_tune", "froster"]
 
 
 def test_demo_temporal_option_reaches_the_student(monkeypatch):

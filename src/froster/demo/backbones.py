@@ -42,19 +42,18 @@ def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: in
 
     log(f"[backbones] writing the demo benchmark to {out / 'benchmark'}")
     files = write_benchmark(out / "benchmark", spec)
-    log(f"[backbones] pretraining the {pre_cfg.model} CLIP ({pre_cfg.steps} steps)")
     t = time.perf_counter()
-    weights = out / "clip.safetensors"
-    pretrain(pre_cfg, weights, log=lambda m: log(f"[backbones] {m}"))
+    weights = pretrained_or_pretrain(pre_cfg, out, log)
     timings["pretrain"] = time.perf_counter() - t
     cfg = replace(cfg, pretrained=str(weights.resolve()))
+    world = {"benchmark": asdict(spec), "pretrain": asdict(pre_cfg)}
 
     rows = []
     for name in names:
         for key, label, overrides in TRAINED_ROWS:
             log(f"[backbones] {name}: {label}")
             row = finished_or_run(replace(cfg, temporal=name), key, label, overrides, files,
-                                  out / "backbones" / name / key, log, keep_runs)
+                                  out / "backbones" / name / key, log, keep_runs, world)
             rows.append(row | {"backbone": name})
             timings[f"{name}/{key}"] = row["seconds"]
             log(f"[backbones] {name}: {label}: base {row['base']:.1f}, novel "
@@ -86,18 +85,39 @@ def run_backbones_demo(out_dir: str | os.PathLike, quick: bool = False, seed: in
     return result
 
 
+def pretrained_or_pretrain(pre_cfg, out: Path, log) -> Path:
+    """`out/clip.safetensors`, pretrained now unless `out/clip.json` says it already was
+    with these settings (pretraining is seeded, so the weights would be the same)."""
+    weights, stamp = out / "clip.safetensors", out / "clip.json"
+    settings = json.loads(json.dumps(asdict(pre_cfg)))
+    if weights.is_file() and _read_json(stamp).get("pretrain") == settings:
+        log(f"[backbones] the {pre_cfg.model} CLIP was pretrained earlier: {weights}")
+        return weights
+    log(f"[backbones] pretraining the {pre_cfg.model} CLIP ({pre_cfg.steps} steps)")
+    stamp.unlink(missing_ok=True)
+    pretrain(pre_cfg, weights, log=lambda m: log(f"[backbones] {m}"))
+    stamp.write_text(json.dumps({"pretrain": settings}, indent=2) + "\n")
+    return weights
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def finished_or_run(cfg, key: str, label: str, overrides: dict, files, out: Path, log,
-                    keep_runs: bool = False) -> dict:
-    """`run_row`, unless `out/row.json` holds this row finished with the same settings: the
-    whole table takes hours on a small machine, so an interrupted run goes on where it
-    stopped (delete the folder to start over)."""
+                    keep_runs: bool = False, world: dict | None = None) -> dict:
+    """`run_row`, unless `out/row.json` holds this row finished with the same settings (the
+    engine's, the row's and the `world`'s: benchmark and pretraining): the whole table
+    takes hours on a small machine, so an interrupted run goes on where it stopped (delete
+    the folder to start over)."""
     saved = out / "row.json"
-    settings = json.loads(json.dumps({"engine": cfg.to_dict(), "overrides": overrides}))
+    settings = json.loads(json.dumps({"engine": cfg.to_dict(), "overrides": overrides}
+                                     | ({"world": world} if world else {})))
     if saved.is_file():
-        try:
-            kept = json.loads(saved.read_text())
-        except (OSError, ValueError):
-            kept = {}
+        kept = _read_json(saved)
         if kept.get("settings") == settings:
             log(f"[backbones] {cfg.temporal}: {label}: finished earlier, read from {saved}")
             return kept["row"]
