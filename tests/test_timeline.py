@@ -384,6 +384,8 @@ def test_a_first_ctrl_c_on_a_pipe_ends_the_data_without_raising_anywhere():
 
     from froster.data.stream import _PipeReader
 
+    # as in a terminal (a script's background job starts with SIGINT ignored: see below)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     read_fd, write_fd = os.pipe()
     try:
         os.write(write_fd, b"x" * 10)
@@ -397,6 +399,38 @@ def test_a_first_ctrl_c_on_a_pipe_ends_the_data_without_raising_anywhere():
         reader.restore_handler()
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
         os.close(write_fd)
         os.close(read_fd)
+
+
+def test_a_pipe_leaves_an_ignored_ctrl_c_alone_and_restores_it_when_it_cannot_open(monkeypatch):
+    """Where Ctrl-C is ignored (a background job), the reader installs nothing; where the
+    pipe holds no video, opening fails and the usual handler is back (a handler left on a
+    dead reader would swallow the program's next Ctrl-C)."""
+    import signal
+
+    from froster.data import stream
+
+    pipes = []
+
+    class Reader(stream._PipeReader):  # "-" reads a pipe of this test's instead of stdin
+        def __init__(self, fd=0):
+            pipes.append(os.pipe())
+            os.write(pipes[-1][1], b"not a video at all " * 100)
+            os.close(pipes[-1][1])
+            super().__init__(pipes[-1][0])
+
+    monkeypatch.setattr(stream, "_PipeReader", Reader)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        Reader()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with pytest.raises(stream.VideoDecodeError, match="stdin: cannot open"):
+            stream.FrameStream("-")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for read_fd, _ in pipes:
+            os.close(read_fd)

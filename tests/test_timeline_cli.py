@@ -194,8 +194,12 @@ def test_ctrl_c_on_a_pipe_writes_everything_so_far(checkpoint, tmp_path):
     src = str(Path(froster.__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
                FROSTER_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    # Ctrl-C as in a terminal, also where this test runs as a background job (which starts
+    # with SIGINT ignored, and the child would inherit that)
+    as_in_a_terminal = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "sys.argv[0] = 'froster'; runpy.run_module('froster.cli', run_name='__main__')")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "froster.cli", "timeline", "-", "--labels", LABELS, "--checkpoint",
+        [sys.executable, "-c", as_in_a_terminal, "timeline", "-", "--labels", LABELS, "--checkpoint",
          str(checkpoint), "-o", str(output), "--chart", str(tmp_path / "c.png"), "--no-progress"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:

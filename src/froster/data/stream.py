@@ -189,8 +189,10 @@ class FrameStream:
         try:
             self.container = av.open(target, "r", **open_options)
         except Exception as e:  # PyAV raises many error types; all mean "cannot be read"
-            if self._reader is not None and self._reader.interrupted:
-                raise KeyboardInterrupt from None
+            if self._reader is not None:
+                self._reader.restore_handler()
+                if self._reader.interrupted:
+                    raise KeyboardInterrupt from None
             raise VideoDecodeError(f"{self.name}: cannot open ({_describe(e)})") from None
         if not self.container.streams.video:
             self.close()
