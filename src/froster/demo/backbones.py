@@ -108,14 +108,14 @@ def _read_json(path: Path) -> dict:
 
 
 def finished_or_run(cfg, key: str, label: str, overrides: dict, files, out: Path, log,
-                    keep_runs: bool = False, world: dict | None = None) -> dict:
+                    keep_runs: bool, world: dict) -> dict:
     """`run_row`, unless `out/row.json` holds this row finished with the same settings (the
     engine's, the row's and the `world`'s: benchmark and pretraining): the whole table
     takes hours on a small machine, so an interrupted run goes on where it stopped (delete
     the folder to start over)."""
     saved = out / "row.json"
-    settings = json.loads(json.dumps({"engine": cfg.to_dict(), "overrides": overrides}
-                                     | ({"world": world} if world else {})))
+    settings = json.loads(json.dumps({"engine": cfg.to_dict(), "overrides": overrides,
+                                      "world": world}))
     if saved.is_file():
         kept = _read_json(saved)
         if kept.get("settings") == settings:
