@@ -63,7 +63,8 @@ def test_cli_makes_idle_openmp_threads_sleep_unless_the_user_chose():
     """Set before torch loads OpenMP (spinning threads on shared cores: bench/omp_wait.py)."""
     import os
 
-    script = ("import os, sys; import froster.cli; "
+    script = ("import os, sys; import froster.cli; assert 'OMP_WAIT_POLICY' not in os.environ "
+              "or os.environ['OMP_WAIT_POLICY'] == 'ACTIVE'; froster.cli.main(['diff', 'a', 'b']); "
               "print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     for given, expected in ((None, "PASSIVE False"), ("ACTIVE", "ACTIVE False")):

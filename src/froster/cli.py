@@ -9,11 +9,12 @@ import logging
 import os
 import sys
 
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. Where cores are
-# shared (other jobs, a decoding worker beside the model, two ranks on two cores) spinning
-# threads made CPU training 5-7x slower here (bench/omp_wait.py); the arithmetic is the same
-# either way. A user's own OMP_WAIT_POLICY wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+#: OpenMP's wait policy for a command that does not choose its own (`omp_wait_policy` in the
+#: parser's defaults; None: the command sets it itself before torch loads). Idle threads sleep
+#: instead of spinning: where cores are shared (other jobs, a decoding worker beside the
+#: model, two ranks on two cores) spinning threads made CPU training 5-7x slower here
+#: (bench/omp_wait.py); the arithmetic is the same either way. A user's own setting wins.
+DEFAULT_OMP_WAIT_POLICY = "PASSIVE"
 
 COMMAND_MODULES = (
     "froster.engine.commands",     # train, eval, average, export, benchmark
@@ -62,6 +63,9 @@ def main(argv=None) -> int:
     logging.getLogger().setLevel(logging.ERROR)  # open_clip logs routine notices as warnings
     parser = build_parser()
     args = parser.parse_args(argv)
+    policy = getattr(args, "omp_wait_policy", DEFAULT_OMP_WAIT_POLICY)
+    if policy:  # before the command imports torch, which loads OpenMP
+        os.environ.setdefault("OMP_WAIT_POLICY", policy)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
