@@ -187,6 +187,15 @@ class VideoCLIP(nn.Module):
         self._visual = compile_or_eager(self._visual, **compile_kwargs)
         self._text = compile_or_eager(self._text, **compile_kwargs)
 
+    @property
+    def compiled_calls(self) -> dict[str, int]:
+        """Tower calls that ran compiled / fell back to eager since `enable_compile`."""
+        totals = {"compiled": 0, "eager": 0}
+        for tower in (self._visual, self._text):
+            for key, n in getattr(tower, "calls", {}).items():
+                totals[key] += n
+        return totals
+
 
 def _standard_blocks(blocks) -> bool:
     return all(isinstance(b, open_clip.transformer.ResidualAttentionBlock) for b in blocks)
