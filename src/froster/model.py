@@ -54,7 +54,7 @@ class VideoCLIP(nn.Module):
                                and clip.attn_mask is not None
                                and _standard_blocks(clip.transformer.resblocks))
         if self.backbone.needs_standard_vit and not self._standard_vit:
-            raise NotImplementedError(
+            raise FrosterError(
                 f"temporal={temporal!r} needs a plain open_clip ViT visual tower; this model's "
                 f"is {type(clip.visual).__name__}. Use temporal='mean'.")
         self.backbone.attach(clip)
