@@ -21,14 +21,8 @@ from tqdm import tqdm
 from ..checkpoint import build_student, export_student, student_config, write_checkpoint
 from ..clip import preprocess_config
 from ..config import Config, save_config
-from ..data import (
-    FailureLog,
-    VideoDataset,
-    build_loader,
-    normalize,
-    read_annotations,
-    set_epoch,
-)
+from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations, set_epoch
+from ..data.loader import batches, loader_timeout
 from ..distill import Froster
 from ..errors import FrosterError
 from ..student_spec import StudentSpec
@@ -102,8 +96,10 @@ class Trainer:
         items = read_annotations(train_list, cfg.data_root or None, len(self.bank))
         self.dataset = VideoDataset(
             items, mode="train", view=cfg.view(), size=self.size,
-            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed, flip=cfg.flip)
+            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed, flip=cfg.flip,
+            decode_timeout=cfg.decode_timeout)
         self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
+                                   timeout=loader_timeout(cfg.decode_timeout, micro),
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")
         self.steps_per_epoch = len(self.loader) // cfg.grad_accum
@@ -253,7 +249,7 @@ class Trainer:
         """This rank's micro-batches of one epoch, grouped per optimiser step."""
         set_epoch(self.loader, epoch)
         group = []
-        for batch in self.loader:
+        for batch in batches(self.loader):
             failures.add(batch)
             group.append(batch)
             if len(group) == self.cfg.grad_accum:
