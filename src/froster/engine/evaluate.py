@@ -31,7 +31,7 @@ def class_embeddings(student: VideoCLIP, bank: PromptBank, device: torch.device,
     templates = bank.all_templates()
     parts = []
     for start in range(0, len(bank), chunk):
-        tokens = bank.stacked(templates)[start:start + chunk].to(device)
+        tokens = bank.stacked(templates)[start:start + chunk]  # planned on the host, run on the device
         with autocast(device, dtype):
             parts.append(student.encode_classes(tokens).float())
     return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
