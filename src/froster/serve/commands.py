@@ -111,7 +111,7 @@ def register(subparsers) -> None:
                               "DIR/.froster_index.safetensors as froster search does)")
     content.add_argument("--index", metavar="FILE",
                          help="the library's index file (default: inside --library)")
-    content.add_argument("--run", metavar="RUN_DIR",
+    content.add_argument("--run", metavar="RUN_DIR", dest="run_dir",
                          help="a froster eval or benchmark output folder to inspect")
     p.set_defaults(run=run_serve)
 

@@ -36,9 +36,17 @@ class DecodedVideo:
     fallback: str | None     # why the sampling rule was not followed, if it was not
 
 
-def _start_worker(dataset, low_priority: bool) -> None:
+def _dataset(view_settings: dict):
+    """The dataset `Recognizer.dataset` makes (its test views), for one file at a time."""
+    from ..data.dataset import VideoDataset
+
+    return VideoDataset([VideoItem("(none yet)", 0, 1)], mode="test", decode_threads=1,
+                        **view_settings)
+
+
+def _start_worker(view_settings: dict, low_priority: bool) -> None:
     global _DATASET
-    _DATASET = dataset
+    _DATASET = _dataset(view_settings)
     torch.set_num_threads(1)
     if low_priority:
         try:
@@ -62,7 +70,7 @@ class Decoder:
     def __init__(self, recognizer, workers: int = 2):
         self.workers = workers
         self.low_priority = recognizer.device.type == "cpu"
-        self._dataset = recognizer.dataset(["(none yet)"])
+        self._settings = dict(recognizer.view_settings)
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         if workers:
@@ -71,7 +79,7 @@ class Decoder:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"),
                                    initializer=_start_worker,
-                                   initargs=(self._dataset, self.low_priority))
+                                   initargs=(self._settings, self.low_priority))
 
     def warm_up(self) -> None:
         """Start every worker now (each imports torch: seconds), not on the first request."""
@@ -86,7 +94,7 @@ class Decoder:
         path = os.fspath(path)
         loop = asyncio.get_running_loop()
         if self._pool is None:
-            dataset = _copy_dataset(self._dataset)
+            dataset = _dataset(self._settings)
             views, fallback, error = await loop.run_in_executor(None, _decode, path, dataset)
         else:
             pool = self._pool
@@ -115,9 +123,3 @@ class Decoder:
 def _noop() -> int:
     return os.getpid()
 
-
-def _copy_dataset(dataset):
-    """A dataset of its own for a decoding thread (`_decode` sets its items)."""
-    import copy
-
-    return copy.copy(dataset)

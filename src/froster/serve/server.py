@@ -104,7 +104,7 @@ def serve(recognizer, args) -> int:
                           batch_size=args.batch_size, max_wait_ms=args.max_wait_ms,
                           queue_size=args.queue_size, max_upload_mb=args.max_upload_mb,
                           max_labels=args.max_labels, token=args.token, allowed_hosts=allowed,
-                          library=args.library, index=args.index, run=args.run, progress=None,
+                          library=args.library, index=args.index, run=args.run_dir, progress=None,
                           extra={"checkpoint": args.checkpoint, "model": args.model})
     except BaseException:
         sock.close()
@@ -115,7 +115,7 @@ def serve(recognizer, args) -> int:
         print(f"froster serve: library {args.library}: {served.library.report.report()}",
               file=sys.stderr)
     if served.run is not None:
-        print(f"froster serve: run {args.run}: {len(served.run.evaluations)} evaluation(s)",
+        print(f"froster serve: run {args.run_dir}: {len(served.run.evaluations)} evaluation(s)",
               file=sys.stderr)
     url = f"{base}/" + (f"?token={quote(args.token)}" if args.token else "")
     print(f"froster serve: {url}  (API: {base}/docs; Ctrl-C to stop)", flush=True)

@@ -27,7 +27,7 @@ class UploadError(Exception):
 
 
 def megabytes(size: int) -> str:
-    return f"{size / 1e6:g} MB"
+    return f"{size / 1e6:.4g} MB"
 
 
 @dataclass
