@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -121,9 +122,25 @@ def serve(recognizer, args) -> int:
     print(f"froster serve: {url}  (API: {base}/docs; Ctrl-C to stop)", flush=True)
     config = uvicorn.Config(served.app, log_level="info" if args.access_log else "warning",
                             access_log=args.access_log, timeout_graceful_shutdown=5)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again for the
+    # handler it found: ours, so that the worker, the decoders and the folder are cleaned up.
+    handlers = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except _Stopped:
+        pass
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         served.close()
         sock.close()
+    print("froster serve: stopped", file=sys.stderr)
     return 0
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum, frame):
+    raise _Stopped
