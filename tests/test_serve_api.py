@@ -13,13 +13,13 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("python_multipart")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from froster.inference.api import Recognizer  # noqa: E402
-from froster.serve.decoder import Decoder  # noqa: E402
-from froster.serve.server import open_app  # noqa: E402
-from froster.serve.service import Service  # noqa: E402
-from froster.serve.worker import ModelWorker  # noqa: E402
+from froster.inference.api import Recognizer
+from froster.serve.decoder import Decoder
+from froster.serve.server import open_app
+from froster.serve.service import Service
+from froster.serve.worker import ModelWorker
 
 LABELS = ["arm wrestling", "yoga", "cleaning pool", "making a cake", "playing cricket"]
 CLIPS = ["hitting_baseball.mp4", "yoga.mp4", "apply_eye_makeup.avi", "playing_cricket.gif"]
@@ -201,7 +201,7 @@ def test_timeline_streams_what_froster_timeline_writes(client, cli_with, tiny_ch
     want = [json.loads(line) for line in output.read_text().splitlines()]
     for fmt in ("ndjson", "sse"):
         got = timeline_records(client, clip, fmt, threshold="0.3", smooth="2")
-        assert [r["type"] for r in got][0] == "timeline" and got[-1]["type"] == "end"
+        assert got[0]["type"] == "timeline" and got[-1]["type"] == "end"
         assert got[-1] == want[-1]
         for kind in ("window", "segment"):
             mine = [r for r in got if r["type"] == kind]

@@ -17,18 +17,30 @@ from pathlib import Path
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..data.annotations import AnnotationError, read_class_names
 from ..data.decode import VideoDecodeError
-from .service import LabelError, Service, check_labels, explanation_picture, parse_labels
+from .service import (
+    LabelError,
+    Service,
+    check_labels,
+    explanation_picture,
+    parse_labels,
+)
 from .uploads import Upload, UploadError, read_upload
 from .worker import QueueFull
 
-__all__ = ["create_app", "AppSettings", "LOOPBACK_HOSTS", "TOKEN_COOKIE"]
+__all__ = ["LOOPBACK_HOSTS", "TOKEN_COOKIE", "AppSettings", "create_app"]
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")

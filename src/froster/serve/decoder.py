@@ -25,7 +25,7 @@ import torch
 from ..data.annotations import VideoItem
 from ..data.decode import VideoDecodeError
 
-__all__ = ["Decoder", "DecodedVideo"]
+__all__ = ["DecodedVideo", "Decoder"]
 
 _DATASET = None  # this worker's dataset (the recognizer's test views)
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 
 from ..inference.api import rank
 from ..prompts import ClassText
 
-__all__ = ["Service", "LabelError", "parse_labels", "check_labels", "MAX_LABELS"]
+__all__ = ["MAX_LABELS", "LabelError", "Service", "check_labels", "parse_labels"]
 
 MAX_LABELS = 1000
 

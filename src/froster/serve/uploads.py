@@ -15,7 +15,7 @@ from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-__all__ = ["Upload", "UploadError", "UploadedFile", "read_upload", "megabytes"]
+__all__ = ["Upload", "UploadError", "UploadedFile", "megabytes", "read_upload"]
 
 
 class UploadError(Exception):

@@ -88,7 +88,8 @@ async function loadModel() {
   try {
     const model = state.model = await getJSON("/api/model");
     const v = model.view_settings;
-    const what = model.checkpoint || model.model || model.identity.slice(0, 24);
+    const what = model.checkpoint ? model.checkpoint.replace(/\/+$/, "").split("/").slice(-2).join("/")
+      : model.model || model.identity.slice(0, 24);
     $("model-info").textContent = `${what} · ${v.num_views} views × ${v.num_frames} frames · ` +
       `${v.size}px · ${model.templates} prompts · ${model.device}`;
     $("model-info").title = model.identity;
@@ -415,15 +416,25 @@ async function loadEvaluation(name) {
   $("failed-count").textContent = `(${d.failed_videos.length})`;
   $("failed").replaceChildren(...(d.failed_videos.length ? d.failed_videos.map((f) => el("li", {}, f))
     : [el("li", { class: "muted" }, "none")]));
+  $("wrong-folder").textContent = commonFolder(d.misclassified.map((w) => w.video));
   $("wrong-count").textContent = d.predictions ? `(${d.misclassified_total}${d.misclassified_total > d.misclassified.length ? `, first ${d.misclassified.length}` : ""})`
     : "(this evaluation has no predictions.jsonl: evaluate again with this froster to list them)";
+  const common = commonFolder(d.misclassified.map((w) => w.video));
   $("wrong").tBodies[0].replaceChildren(...d.misclassified.map((w) => el("tr", {},
     el("td", {}, el("button", { class: "play", title: "play",
       onclick: () => play("inspect", `/api/run/video?name=${encodeURIComponent(name)}&index=${w.index}`,
                           `${w.video} — true: ${w.label}, predicted: ${w.top5[0].label}`) }, "▶")),
-    el("td", { class: "video" }, w.video), el("td", {}, w.label),
+    el("td", { class: "video", title: w.video }, w.video.slice(common.length)), el("td", {}, w.label),
     el("td", {}, ...w.top5.map((t) => el("span", { class: `chip${t.label === w.label ? " true" : ""}` },
       `${t.label} ${pct(t.probability)}`))))));
+}
+
+function commonFolder(paths) {
+  // The folder all the paths share (shown once above the table, not on every row).
+  if (!paths.length) return "";
+  let prefix = paths[0].slice(0, paths[0].lastIndexOf("/") + 1);
+  for (const p of paths) while (prefix && !p.startsWith(prefix)) prefix = prefix.slice(0, prefix.slice(0, -1).lastIndexOf("/") + 1);
+  return prefix;
 }
 
 loadModel();
