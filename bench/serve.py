@@ -43,9 +43,11 @@ from pathlib import Path
 import httpx
 import torch
 
-from froster.checkpoint import StudentSpec, build_student, export_student
-from froster.inference.api import Recognizer, find_videos
+from froster.checkpoint import build_student, export_student
+from froster.inference.api import Recognizer
 from froster.inference.predict import predict
+from froster.inference.videos import find_videos
+from froster.student_spec import StudentSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = ROOT.parent / "shared" / "videos"
@@ -161,7 +163,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 start = time.perf_counter()
                 with open(os.devnull, "w") as sink:
-                    summary = predict(rec, [str(v) for v in videos], LABELS, fmt="json",
+                    summary = predict(rec, [str(v) for v in videos], LABELS, fmt="jsonl",
                                       stream=sink, progress=False)
                 assert summary.ok == len(videos), summary.report()
                 predict_times.append(time.perf_counter() - start)

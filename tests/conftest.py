@@ -61,7 +61,8 @@ def cli_with(monkeypatch, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A froster checkpoint folder of a random-weight froster-tiny student (seed 0)."""
-    from froster.checkpoint import StudentSpec, build_student, export_student
+    from froster.checkpoint import build_student, export_student
+    from froster.student_spec import StudentSpec
 
     torch.manual_seed(0)
     spec = StudentSpec(model="froster-tiny", pretrained=None)

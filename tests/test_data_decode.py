@@ -120,9 +120,9 @@ def test_rotation_metadata_is_applied(tmp_path, degrees, k):
 
 def test_rotate_helper_direction():
     a = np.arange(6).reshape(2, 3)
-    assert decode._rotate(a, 90).tolist() == [[2, 5], [1, 4], [0, 3]]  # counter-clockwise
-    assert decode._rotate(a, -90).tolist() == [[3, 0], [4, 1], [5, 2]]
-    assert decode._rotate(a, 0) is a
+    assert decode.rotate_frame(a, 90).tolist() == [[2, 5], [1, 4], [0, 3]]  # counter-clockwise
+    assert decode.rotate_frame(a, -90).tolist() == [[3, 0], [4, 1], [5, 2]]
+    assert decode.rotate_frame(a, 0) is a
 
 
 def test_short_and_one_frame_videos(tmp_path):

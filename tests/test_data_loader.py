@@ -7,8 +7,9 @@ from froster.data import (
     FailureLog, ShardedSampler, VideoDataset, VideoItem, build_loader, read_annotations, set_epoch,
 )
 from froster.data.synthetic import read_frame_index, write_video
+from froster.data.views import ViewSpec
 
-SMALL = dict(num_frames=2, sampling_rate=4, size=16, short_side_range=(16, 20))
+SMALL = dict(view=ViewSpec(num_frames=2, sampling_rate=4), size=16, short_side_range=(16, 20))
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_train_gives_up_with_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("world_size", [1, 3])
 def test_eval_sees_every_video_once_and_lists_failures(videos, world_size):
-    ds = VideoDataset(videos, mode="test", num_views=2, **SMALL)
+    ds = VideoDataset(videos, mode="test", **SMALL | {"view": SMALL["view"].replace(num_views=2)})
     log = FailureLog()
     indices, failed_index = [], []
     for rank in range(world_size):
@@ -109,7 +110,7 @@ def test_eval_sees_every_video_once_and_lists_failures(videos, world_size):
 
 
 def test_eval_batch_of_only_bad_videos(videos):
-    ds = VideoDataset(videos[6:], mode="test", num_views=1, **SMALL)
+    ds = VideoDataset(videos[6:], mode="test", **SMALL | {"view": SMALL["view"].replace(num_views=1)})
     batch = next(iter(build_loader(ds, batch_size=2, num_workers=0)))
     assert batch["video"].shape == (0, 1, 2, 3, 16, 16) and batch["label"].shape == (0,)
     assert [f.path for f in batch["failed"]] == [videos[6].path, videos[7].path]

@@ -233,7 +233,7 @@ def test_bad_training_videos_are_skipped_and_reported(data, tmp_path, capsys):
     cfg = tiny_config(data, tmp_path / "run", epochs=1, average_from_epoch=0, val_list="",
                       train_list=str(train_list))
     train(cfg, DistInfo())
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # progress and reports go to stderr
     assert "broken.mp4" in out and "skipped and replaced" in out
     records = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
     [epoch] = [r for r in records if r["kind"] == "epoch"]
@@ -256,7 +256,7 @@ def test_videos_sampled_with_a_fallback_are_counted(data, tmp_path, capsys):
     cfg = tiny_config(data, tmp_path / "run", epochs=1, average_from_epoch=0, eval_every=1,
                       train_list=str(listed), val_list=str(listed))
     train(cfg, DistInfo())
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "1 video sampled with a fallback:" in out
     assert f"{frag}: the header gives a duration but no frame count" in out
     records = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]

@@ -14,7 +14,9 @@ from _foreign import (reference_cfg, reference_model_state, reference_training_c
                       swa_checkpoint, vificlip_checkpoint)
 from safetensors.torch import load_file
 
-from froster.checkpoint import StudentSpec, export_student, load_student, read_student
+from froster.checkpoint import export_student, load_student
+from froster.interop import read_checkpoint
+from froster.student_spec import StudentSpec
 from froster.cli import main
 from froster.clip import create_clip, resolve_quick_gelu
 from froster.interop import read_checkpoint
@@ -327,7 +329,7 @@ def test_export_to_the_reference_layout_round_trips(temporal, source, tmp_path, 
     assert cfg["DATA"] == {"NUM_FRAMES": 8, "SAMPLING_RATE": 16}
     back = read_checkpoint(out)
     assert back.spec.temporal == temporal and back.spec.model == "froster-tiny"
-    ours = read_student(tmp_path / "ours")
+    ours = read_checkpoint(tmp_path / "ours")
     assert back.weights.keys() == ours.weights.keys()
     assert all(torch.equal(back.weights[k], ours.weights[k]) for k in ours.weights)
     reloaded, _, _ = load_student(out)
@@ -410,7 +412,7 @@ def test_predict_takes_a_released_checkpoint_file(source, tmp_path, capsys):
     video = tmp_path / "clip.mp4"
     write_video(video, 40, width=48, height=32)
     assert main(["predict", str(video), "--labels", "juggling,abseiling", "--checkpoint", str(path),
-                 "--device", "cpu", "--workers", "0", "--no-cache", "--format", "json",
+                 "--device", "cpu", "--workers", "0", "--no-cache", "--format", "jsonl",
                  "--no-progress"]) == 0
     captured = capsys.readouterr()
     row = json.loads(captured.out.splitlines()[0])
@@ -419,5 +421,5 @@ def test_predict_takes_a_released_checkpoint_file(source, tmp_path, capsys):
     assert "FROSTER reference checkpoint" in captured.err
     from froster.inference.api import Recognizer
     recognizer = Recognizer.from_checkpoint(path, device="cpu", use_cache=False)
-    assert recognizer.num_frames == 4  # the checkpoint's DATA.NUM_FRAMES
+    assert recognizer.view.num_frames == 4  # the checkpoint's DATA.NUM_FRAMES
     assert recognizer.identity.startswith("imported:neighbor:")

@@ -15,6 +15,7 @@ from torch import nn
 
 from . import backbones
 from .compile import compile_or_eager
+from .errors import FrosterError
 from .temporal import causal_attention, default_kernel, residual_block, run_blocks
 
 TEMPORAL_MODES = backbones.names()
@@ -154,11 +155,11 @@ class VideoCLIP(nn.Module):
         pretrained CLIP is frozen, both towers; only the backbone's added modules and
         logit_scale train (the parameter-efficient setting of the AIM and ST-Adapter papers)."""
         if which not in TRAIN_PARAMS:
-            raise ValueError(f"train_params must be one of {', '.join(TRAIN_PARAMS)}, not {which!r}")
+            raise FrosterError(f"train_params must be one of {', '.join(TRAIN_PARAMS)}, not {which!r}")
         if which == "added" and not self.backbone.adds_parameters:
-            raise ValueError(f"train_params=added trains only what the backbone adds, and "
-                             f"temporal={self.temporal} adds nothing; use one of "
-                             f"{', '.join(n for n in TEMPORAL_MODES if backbones.get(n)().adds_parameters)}")
+            raise FrosterError(f"train_params=added trains only what the backbone adds, and "
+                               f"temporal={self.temporal} adds nothing; use one of "
+                               f"{', '.join(n for n in TEMPORAL_MODES if backbones.get(n)().adds_parameters)}")
         for p in self.clip.parameters():
             p.requires_grad_(which == "all")
         for p in self.added_parameters() + [self.clip.logit_scale]:

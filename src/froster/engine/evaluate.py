@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import _atomic
 from ..clip import preprocess_config
 from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations
+from ..errors import FrosterError
+from ..files import atomic_write
 from ..model import VideoCLIP
 from ..prompts import PromptBank
 from .distributed import DistInfo, gather_objects
@@ -48,10 +49,7 @@ def video_logits(student: VideoCLIP, video: torch.Tensor, classifier: torch.Tens
 
 def eval_dataset(cfg, list_file: str, num_classes: int, size: int) -> VideoDataset:
     items = read_annotations(list_file, cfg.data_root or None, num_classes)
-    return VideoDataset(items, mode="test", num_frames=cfg.num_frames,
-                        sampling_rate=cfg.sampling_rate, target_fps=cfg.target_fps,
-                        num_views=cfg.test_views, num_crops=cfg.test_crops, size=size,
-                        seed=cfg.seed, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
+    return VideoDataset(items, mode="test", view=cfg.view(), size=size, seed=cfg.seed)
 
 
 @torch.no_grad()
@@ -93,8 +91,8 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
     labels = torch.tensor([dataset.items[i].label for i in order], dtype=torch.long)
     stacked = torch.stack([merged[i] for i in order]) if order else torch.empty(0, len(bank))
     if not order:
-        raise ValueError(f"none of the {len(dataset)} videos could be loaded for evaluation; "
-                         f"is data_root right? First error: {next(iter(failed.values()), '?')}")
+        raise FrosterError(f"none of the {len(dataset)} videos could be loaded for evaluation; "
+                           f"is data_root right? First error: {next(iter(failed.values()), '?')}")
     metrics = compute_metrics(stacked, labels, total=len(dataset), failed=list(failed.values()))
     metrics.fallback = [f"{path}: {reason}" for path, reason in fallback.items()]
     metrics.videos, metrics.labels, metrics.logits = \
@@ -119,9 +117,9 @@ def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
     if record is not None:
         report["record"] = with_videos(record, folder, metrics.evaluated, metrics.total,
                                        metrics.failed, metrics.fallback)
-    _atomic(folder / "metrics.json", lambda p: Path(p).write_text(json.dumps(report, indent=2)))
+    atomic_write(folder / "metrics.json", lambda p: Path(p).write_text(json.dumps(report, indent=2)))
     text = report_markdown(metrics, extra) + ("\n" + markdown(report["record"]) if record else "")
-    _atomic(folder / "report.md", lambda p: Path(p).write_text(text))
+    atomic_write(folder / "report.md", lambda p: Path(p).write_text(text))
 
     def write_confusion(path):
         with open(path, "w", newline="") as f:
@@ -130,7 +128,7 @@ def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
             for name, row in zip(class_names, metrics.confusion.tolist()):
                 writer.writerow([name, *row])
 
-    _atomic(folder / "confusion.csv", write_confusion)
+    atomic_write(folder / "confusion.csv", write_confusion)
     if metrics.logits is not None:
         write_predictions(folder, metrics.videos, metrics.labels, metrics.logits, class_names)
     return folder

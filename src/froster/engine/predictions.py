@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..files import atomic_write
+
 PREDICTIONS_FILE = "predictions.jsonl"
 TOP_K = 5
 
@@ -47,9 +49,7 @@ def write_predictions(folder: str | os.PathLike, videos: Sequence[str], labels: 
     path = Path(folder) / PREDICTIONS_FILE
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n"
                     for r in prediction_records(videos, labels, logits, class_names))
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(lines, encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write(path, lambda p: Path(p).write_text(lines, encoding="utf-8"))
     return path
 
 

@@ -10,6 +10,8 @@ on each side (5 or 7 x the tokens): froster does not have them.
 
 from __future__ import annotations
 
+from ..errors import FrosterError
+
 #: reference name -> froster name (None: the reference's "no temporal modelling")
 TO_FROSTER = {
     None: "mean",
@@ -66,17 +68,17 @@ def to_froster(reference_type: str | None, source: str) -> str:
     if reference_type in TO_FROSTER:
         name = TO_FROSTER[reference_type]
         if not froster_has(name):
-            raise ValueError(f"{source}: its temporal type {reference_type!r} is froster's "
-                             f"{name!r}, which froster does not have yet")
+            raise FrosterError(f"{source}: its temporal type {reference_type!r} is froster's "
+                               f"{name!r}, which froster does not have yet")
         return name
     what = UNSUPPORTED.get(reference_type)
-    raise ValueError(f"{source}: froster does not have the temporal type {reference_type!r}"
-                     + (f" ({what})" if what else "")
-                     + f"; it reads {', '.join(repr(k) for k in TO_FROSTER if k)} and None")
+    raise FrosterError(f"{source}: froster does not have the temporal type {reference_type!r}"
+                       + (f" ({what})" if what else "")
+                       + f"; it reads {', '.join(repr(k) for k in TO_FROSTER if k)} and None")
 
 
 def to_reference(temporal: str) -> str | None:
     if temporal not in TO_REFERENCE:
-        raise ValueError(f"the reference code has no temporal type for froster's {temporal!r}; "
-                         f"it has {', '.join(sorted(t for t in TO_REFERENCE))}")
+        raise FrosterError(f"the reference code has no temporal type for froster's {temporal!r}; "
+                           f"it has {', '.join(sorted(t for t in TO_REFERENCE))}")
     return TO_REFERENCE[temporal]

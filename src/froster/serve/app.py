@@ -27,7 +27,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
+from ..version import __version__
 from ..data.annotations import AnnotationError, read_class_names
 from ..data.decode import VideoDecodeError
 from .service import (

@@ -10,7 +10,15 @@ import argparse
 import ipaddress
 import os
 
-from ..cli import guarded
+from ..cli_options import (
+    add_parser,
+    load_recognizer,
+    model_options,
+    text_options,
+    throughput_options,
+    view_options,
+)
+from ..errors import FrosterError
 
 DESCRIPTION = """\
 Serve a model to a browser and to programs: one page (Try: classify a video, its timeline
@@ -43,41 +51,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="a web app and HTTP API to try a model on videos",
-                              description=DESCRIPTION, epilog=EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = p.add_argument_group("model (one of --checkpoint or --model)")
-    model.add_argument("--checkpoint", metavar="CKPT",
-                       help="a froster checkpoint folder, or a FROSTER reference / Open-VCLIP / "
-                            "ViFi-CLIP checkpoint file (as froster predict takes)")
-    model.add_argument("--trust-pickle", action="store_true",
-                       help="allow a --checkpoint file that needs full unpickling (only for "
-                            "files you trust; uploads are never unpickled)")
-    model.add_argument("--model", metavar="ARCH", help="an open_clip architecture, e.g. ViT-B-16")
-    model.add_argument("--pretrained", metavar="TAG_OR_FILE", default="openai",
-                       help="open_clip tag or weights file for --model ('none': random weights)")
-    from ..backbones import names
-
-    model.add_argument("--temporal", choices=names(), default="neighbor",
-                       help="video backbone of --model (default: neighbor)")
-    model.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    model.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                       help="the towers' precision (default fp32, as predict)")
-    model.add_argument("--clean-prompts", action=argparse.BooleanOptionalAction, default=None,
-                       help="prompt form for plain labels (default: as the checkpoint was trained)")
-    views = p.add_argument_group("views (as froster predict)")
-    views.add_argument("--views", type=int, default=3, help="temporal views per video (default 3)")
-    views.add_argument("--frames", type=int, default=None,
-                       help="frames per view (default: the checkpoint's, else 8)")
-    views.add_argument("--sampling-rate", type=int, default=None,
-                       help="frame step at 30 fps (default: the checkpoint's, else 16)")
-    views.add_argument("--sampling", choices=("reference", "uniform"), default="reference")
-    views.add_argument("--ignore-rotation", action="store_true",
-                       help="frames as stored, ignoring display rotation")
-    views.add_argument("--cache-dir", default=None, help="text-embedding cache folder")
-    views.add_argument("--no-cache", action="store_true", help="no text-embedding cache on disk")
-    views.add_argument("--template", action="append", dest="templates", metavar="TEMPLATE",
-                       help="a prompt template with {} (repeatable; replaces the default prompts)")
+    p = add_parser(subparsers, "serve", help="a web app and HTTP API to try a model on videos",
+                   description=DESCRIPTION, epilog=EPILOG)
+    model_options(p)
+    views = p.add_argument_group("views and throughput (as froster predict)")
+    view_options(views)
+    throughput_options(views, "videos per forward pass, from concurrent requests together")
+    text_options(p)
     server = p.add_argument_group("server")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
@@ -88,12 +68,8 @@ def register(subparsers) -> None:
     server.add_argument("--no-auth", action="store_true",
                         help="serve a non-loopback --host without a token (anyone who reaches "
                              "the port can use the model and read --library and --run videos)")
-    server.add_argument("--batch-size", type=int, default=4,
-                        help="videos per forward pass (default 4, as predict)")
     server.add_argument("--max-wait-ms", type=float, default=5.0,
                         help="how long a forward pass waits for more requests to batch (default 5)")
-    server.add_argument("--workers", type=int, default=None,
-                        help="decoding processes (default: min(4, CPU cores); 0: a thread)")
     server.add_argument("--queue-size", type=int, default=64,
                         help="requests in progress at once; more get 503 (default 64)")
     server.add_argument("--max-upload-mb", type=float, default=500,
@@ -117,52 +93,27 @@ def register(subparsers) -> None:
 
 def check_access(host: str, token: str | None, no_auth: bool) -> None:
     if token is not None and not token.strip():
-        raise ValueError("--token is empty")
+        raise FrosterError("--token is empty")
     if token and no_auth:
-        raise ValueError("give --token or --no-auth, not both")
+        raise FrosterError("give --token or --no-auth, not both")
     if not _is_loopback(host) and not token and not no_auth:
-        raise ValueError(f"--host {host} lets other machines in: give --token TOKEN (clients "
+        raise FrosterError(f"--host {host} lets other machines in: give --token TOKEN (clients "
                          "send it as a bearer token), or --no-auth to serve without one")
 
 
-def load_recognizer(args):
-    """The Recognizer `froster predict` would load with the same options."""
-    from ..inference.api import Recognizer
-
-    if bool(args.checkpoint) == bool(args.model):
-        raise ValueError("give either --checkpoint CKPT or --model ARCH [--pretrained TAG]")
-    options = dict(device=args.device, num_views=args.views, num_frames=args.frames,
-                   sampling_rate=args.sampling_rate, sampling=args.sampling,
-                   apply_rotation=not args.ignore_rotation, cache_dir=args.cache_dir,
-                   use_cache=not args.no_cache, batch_size=args.batch_size,
-                   num_workers=args.workers, precision=args.precision,
-                   clean_prompts=args.clean_prompts)
-    if args.templates:
-        for template in args.templates:
-            if template.count("{}") != 1:
-                raise ValueError(f"template {template!r} must contain {{}} exactly once")
-        options["templates"] = tuple(args.templates)
-    if args.checkpoint:
-        return Recognizer.from_checkpoint(args.checkpoint, trust_pickle=args.trust_pickle, **options)
-    for key, default in (("num_frames", 8), ("sampling_rate", 16)):
-        options[key] = default if options[key] is None else options[key]
-    return Recognizer.from_pretrained(args.model, args.pretrained, temporal=args.temporal, **options)
-
-
-@guarded
 def run_serve(args) -> int:
     check_access(args.host, args.token, args.no_auth)
-    for name in ("batch_size", "queue_size", "max_labels", "views"):
+    for name in ("batch_size", "queue_size", "max_labels"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+            raise FrosterError(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_upload_mb <= 0 or args.max_wait_ms < 0 or (args.workers or 0) < 0:
-        raise ValueError("--max-upload-mb must be positive, --max-wait-ms and --workers not negative")
+        raise FrosterError("--max-upload-mb must be positive, --max-wait-ms and --workers not negative")
     try:
         import fastapi  # noqa: F401
         import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as err:
-        raise ValueError(f"froster serve needs the serve extra ({err.name} is missing): "
+        raise FrosterError(f"froster serve needs the serve extra ({err.name} is missing): "
                          "pip install 'froster[serve]'") from None
     from .server import serve
 

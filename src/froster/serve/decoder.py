@@ -36,17 +36,17 @@ class DecodedVideo:
     fallback: str | None     # why the sampling rule was not followed, if it was not
 
 
-def _dataset(view_settings: dict):
+def _dataset(view, size: int):
     """The dataset `Recognizer.dataset` makes (its test views), for one file at a time."""
     from ..data.dataset import VideoDataset
 
-    return VideoDataset([VideoItem("(none yet)", 0, 1)], mode="test", decode_threads=1,
-                        **view_settings)
+    return VideoDataset([VideoItem("(none yet)", 0, 1)], mode="test", view=view, size=size,
+                        decode_threads=1)
 
 
-def _start_worker(view_settings: dict, low_priority: bool) -> None:
+def _start_worker(settings: tuple, low_priority: bool) -> None:
     global _DATASET
-    _DATASET = _dataset(view_settings)
+    _DATASET = _dataset(*settings)
     torch.set_num_threads(1)
     if low_priority:
         try:
@@ -70,7 +70,7 @@ class Decoder:
     def __init__(self, recognizer, workers: int = 2):
         self.workers = workers
         self.low_priority = recognizer.device.type == "cpu"
-        self._settings = dict(recognizer.view_settings)
+        self._settings = (recognizer.view, recognizer.size)  # picklable, for the workers
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         if workers:
@@ -94,7 +94,7 @@ class Decoder:
         path = os.fspath(path)
         loop = asyncio.get_running_loop()
         if self._pool is None:
-            dataset = _dataset(self._settings)
+            dataset = _dataset(*self._settings)
             views, fallback, error = await loop.run_in_executor(None, _decode, path, dataset)
         else:
             pool = self._pool

@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+from ..errors import MissingFileError
 from ..engine.predictions import PREDICTIONS_FILE, read_predictions
 
 __all__ = ["RunFolder"]
@@ -24,10 +25,10 @@ class RunFolder:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"--run {self.folder}: not a folder")
+            raise MissingFileError(f"--run {self.folder}: not a folder")
         found = sorted(p.parent for p in self.folder.rglob("metrics.json"))
         if not found:
-            raise FileNotFoundError(f"--run {self.folder}: no metrics.json in it or below; give "
+            raise MissingFileError(f"--run {self.folder}: no metrics.json in it or below; give "
                                     "the output folder of froster eval or froster benchmark")
         self.evaluations = {_name(p, self.folder): p for p in found}
         self._predictions: dict[str, list[dict]] = {}

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import FrosterError, MissingFileError
 from .app import LOOPBACK_HOSTS, AppSettings, create_app
 from .decoder import Decoder
 from .service import Service
@@ -49,9 +50,9 @@ def open_app(recognizer, *, upload_dir=None, workers: int | None = 0, batch_size
     own = upload_dir is None
     folder = Path(tempfile.mkdtemp(prefix="froster-serve-")) if own else Path(upload_dir)
     if not own and not folder.is_dir():
-        raise FileNotFoundError(f"--upload-dir {folder}: not a folder")
+        raise MissingFileError(f"--upload-dir {folder}: not a folder")
     workers = recognizer.num_workers if workers is None else workers
-    worker = ModelWorker(recognizer, batch_clips=batch_size * recognizer.num_views,
+    worker = ModelWorker(recognizer, batch_clips=batch_size * recognizer.view.num_views,
                          max_wait=max_wait_ms / 1000, queue_size=queue_size)
     decoder = None
     try:
@@ -84,7 +85,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as err:
         sock.close()
-        raise ValueError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+        raise FrosterError(f"cannot listen on {host}:{port}: {err.strerror}") from None
     sock.listen(2048)
     return sock
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ..inference.api import rank
+from ..errors import FrosterError
+from ..inference.labels import rank
 from ..prompts import ClassText
 
 __all__ = ["MAX_LABELS", "LabelError", "Service", "check_labels", "parse_labels"]
@@ -29,7 +30,7 @@ __all__ = ["MAX_LABELS", "LabelError", "Service", "check_labels", "parse_labels"
 MAX_LABELS = 1000
 
 
-class LabelError(ValueError):
+class LabelError(FrosterError):
     """The labels of a request are missing, too many or malformed (HTTP 422)."""
 
 
@@ -149,9 +150,9 @@ class Service:
         a segment comes as soon as it is closed (the file has them all at the end)."""
         from ..data.stream import FrameStream
         from ..inference.timeline import SegmentBuilder, Timeline
-        from ..inference.timeline_output import TimelineReport
+        from ..inference.timeline.output import TimelineReport
 
-        stream = FrameStream(os.fspath(path), apply_rotation=self.recognizer.apply_rotation)
+        stream = FrameStream(os.fspath(path), apply_rotation=self.recognizer.view.apply_rotation)
         stream.name = name
         try:
             timeline = Timeline(_ThroughWorker(self.recognizer, self.worker), stream,
@@ -194,7 +195,7 @@ class Service:
         for i, record in enumerate(windows):
             logits = torch.tensor(record["logits"], dtype=torch.float32)
             if logits.shape != (len(names),):
-                raise ValueError(f"window {i}: {logits.numel()} logits for {len(names)} labels")
+                raise FrosterError(f"window {i}: {logits.numel()} logits for {len(names)} labels")
             probabilities, scores, top, label = scorer(logits)
             window = Window(i, float(record["start"]), float(record["end"]), [], [], logits,
                             probabilities, scores, top, label, top[0][1])
