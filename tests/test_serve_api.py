@@ -154,6 +154,13 @@ def test_bad_input_is_refused_with_the_reason_and_the_server_goes_on(client, sha
         assert message in response.json()["detail"]
         assert str(served.upload_dir) not in response.json()["detail"]  # named as sent
         assert os.listdir(served.upload_dir) == []
+    for endpoint in ("/api/timeline", "/api/explain"):  # the other routes that take a video
+        for name, data, message in (("noise.mp4", os.urandom(4096), "noise.mp4: "),
+                                    ("empty.mp4", b"", "empty.mp4: empty file")):
+            response = client.post(endpoint, files={"video": (name, data)}, data={"labels": "a,b"})
+            assert response.status_code == 422 and message in response.json()["detail"], endpoint
+            assert str(served.upload_dir) not in response.json()["detail"]
+        assert os.listdir(served.upload_dir) == []
     response = client.post("/api/classify", content=b"labels=a", headers={
         "content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 415

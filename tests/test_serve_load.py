@@ -157,6 +157,18 @@ def test_bad_input_battery_and_the_server_goes_on(server, expected, tmp_path):
             time.sleep(0.1)
         assert os.listdir(uploads) == []
         check(classify(client, base, clip), expected[clip.name])
+
+        # a client that leaves in the middle of a timeline: its place and file are freed
+        with open(shared / "yoga.mp4", "rb") as f, client.stream(
+                "POST", f"{base}/api/timeline", files={"video": ("yoga.mp4", f)},
+                data={"labels": "a\nb", "stride": "0.25"}) as response:
+            assert response.status_code == 200
+            assert '"type": "timeline"' in next(response.iter_lines())
+        deadline = time.monotonic() + 30
+        while (os.listdir(uploads) or httpx.get(f"{base}/api/health").json()["in_progress"]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert os.listdir(uploads) == [] and httpx.get(f"{base}/api/health").json()["in_progress"] == 0
         search = client.get(f"{base}/api/search", params={"q": "yoga"}).json()
         assert [r["video"] for r in search["results"]] == ["yoga.mp4"]
     assert os.listdir(uploads) == []

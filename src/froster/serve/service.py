@@ -152,7 +152,12 @@ class Service:
         from ..inference.timeline import SegmentBuilder, Timeline
         from ..inference.timeline.output import TimelineReport
 
-        stream = FrameStream(os.fspath(path), apply_rotation=self.recognizer.view.apply_rotation)
+        from ..data.decode import VideoDecodeError
+
+        try:
+            stream = FrameStream(os.fspath(path), apply_rotation=self.recognizer.view.apply_rotation)
+        except VideoDecodeError as err:  # named as the client sent it, not by our file
+            raise VideoDecodeError(str(err).replace(os.fspath(path), name)) from None
         stream.name = name
         try:
             timeline = Timeline(_ThroughWorker(self.recognizer, self.worker), stream,
