@@ -348,8 +348,13 @@ def create_app(service: Service, settings: AppSettings, library=None, run=None) 
                           '{"labels": [...], "windows": [{"start", "end", "logits"}], '
                           '"threshold", "smooth", "end_time"}.')
     async def rescore(request: Request):
+        raw = bytearray()
+        async for chunk in request.stream():  # bounded like an upload
+            raw += chunk
+            if len(raw) > settings.max_upload_bytes:
+                raise UploadError(413, "request body is over the upload limit")
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
             labels = parse_labels(list(body["labels"]), settings.max_labels)
             windows = list(body["windows"])
             threshold, smooth = float(body.get("threshold", 0.0)), int(body.get("smooth", 1))
