@@ -315,12 +315,15 @@ def assert_same_step(a, b, atol=1e-5):
 
 
 @pytest.mark.parametrize("temporal", ALL)
-def test_gradient_checkpointing_gives_identical_gradients(tiny_clip, batch, temporal):
+def test_gradient_checkpointing_gives_identical_gradients(tiny_clip, batch, temporal,
+                                                         checkpoint_calls):
     clip, _ = tiny_clip
     model = froster_of(clip, temporal)
     plain = step(model, *batch)
+    assert checkpoint_calls[0] == 0
     model.student.set_grad_checkpointing(True)
     checkpointed = step(model, *batch)
+    assert checkpoint_calls[0] >= len(clip.visual.transformer.resblocks)
     assert_same_step(plain, checkpointed, atol=1e-6)
 
 

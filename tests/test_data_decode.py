@@ -7,12 +7,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from _shared import SHARED, require
 
 from froster.data import decode
 from froster.data.decode import VideoDecodeError, decode_frames, read_video_info
 from froster.data.synthetic import read_frame_index, write_video
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
+VIDEOS = SHARED / "videos"
 
 CODECS = {
     "mp4": dict(codec="libx264", options={"crf": "0"}),
@@ -30,8 +31,7 @@ def indices_of(frames):
 # -- the real clips ----------------------------------------------------------------------
 @pytest.fixture
 def real_clips():
-    if not VIDEOS.is_dir():
-        pytest.skip(f"shared videos not found at {VIDEOS}")
+    require(VIDEOS, "shared videos")
     with open(VIDEOS / "clips.csv") as f:
         return [VIDEOS / row["file"] for row in csv.DictReader(f)]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from _shared import SHARED, require
 import torch
 
 from froster.data import VideoDataset, VideoItem, open_video
@@ -19,7 +20,7 @@ from froster.data.views import ViewSpec
 from froster.data.sampling.timestamps import decode_window, decode_windows
 from froster.data.synthetic import read_frame_index, write_video
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
+VIDEOS = SHARED / "videos"
 
 CODECS = {
     "mp4": dict(codec="libx264", options={"crf": "0"}),
@@ -138,8 +139,7 @@ REAL = ["apply_eye_makeup.avi", "arm_wrestling.mp4", "playing_basketball.mp4",
 @pytest.mark.parametrize("name", REAL)
 def test_real_clips_give_the_reference_frames(name):
     path = VIDEOS / name
-    if not path.is_file():
-        pytest.skip(f"shared videos not found at {VIDEOS}")
+    require(path, "a shared video")
     d = Decoded(path)
     assert d.duration is not None  # path A: MP4, AVI and this GIF report a duration
     expected = rule(d)
@@ -154,8 +154,7 @@ def test_real_clips_give_the_reference_frames(name):
 
 def test_avi_timestamps_out_of_order_are_sorted_as_the_reference_does():
     path = VIDEOS / "apply_eye_makeup.avi"
-    if not path.is_file():
-        pytest.skip(f"shared videos not found at {VIDEOS}")
+    require(path, "a shared video")
     d = Decoded(path)
     order = [pts for pts, _ in d.frames]
     assert order[:4] == [1, 2, 4, 3]  # PyAV's pts for this packed-B-frame AVI
@@ -376,8 +375,7 @@ def test_shared_pass_gives_each_window_its_own_frames():
 
 def test_window_memory_is_bounded_but_the_result_is_not_changed():
     avi = VIDEOS / "apply_eye_makeup.avi"
-    if not avi.is_file():
-        pytest.skip(f"shared videos not found at {VIDEOS}")
+    require(avi, "a shared video")
     with open_video(avi, apply_rotation=False) as video:
         every = decode_window(video, 10, 120, set(), depth=None)
         last = len(every.pts) - 1

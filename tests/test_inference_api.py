@@ -85,8 +85,8 @@ def test_logits_equal_the_evaluation_path(recognizer, videos, clip):
 def test_logits_equal_the_engine_evaluation(recognizer, videos, tmp_path):
     """Against the training engine's evaluation: its default test settings, its dataset,
     its 29-prompt classifier and its view-summed logits, on the same videos."""
-    evaluate = pytest.importorskip("froster.engine.evaluate")
     from froster.config import Config
+    from froster.engine import evaluate
 
     cfg = Config()
     assert (cfg.num_frames, cfg.sampling_rate, cfg.target_fps, cfg.test_views, cfg.test_crops) == \

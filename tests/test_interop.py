@@ -15,12 +15,11 @@ from _foreign import (reference_cfg, reference_model_state, reference_training_c
 from safetensors.torch import load_file
 
 from froster.checkpoint import export_student, load_student
-from froster.interop import read_checkpoint
-from froster.student_spec import StudentSpec
 from froster.cli import main
 from froster.clip import create_clip, resolve_quick_gelu
 from froster.interop import read_checkpoint
 from froster.model import VideoCLIP
+from froster.student_spec import StudentSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -254,23 +253,17 @@ def test_bad_files_get_a_message_naming_the_file(case, source, tmp_path, capsys)
     assert not (tmp_path / "out").exists()
 
 
-def test_temporal_types_froster_lacks_yet_are_named(source, tmp_path):
-    from froster.interop.temporal_types import froster_has
-    if froster_has("aim"):
-        pytest.skip("froster has the AIM backbone: see test_adapter_backbones_import")
-    path = save(broken(source, lambda o: o.update(cfg=reference_cfg("aim"))), tmp_path / "aim.pth")
-    with pytest.raises(ValueError, match="temporal type 'aim' is froster's 'aim', which froster "
-                                         "does not have yet"):
-        read_checkpoint(path)
+def test_every_reference_temporal_type_is_a_froster_backbone():
+    from froster.backbones import names
+    from froster.interop.temporal_types import TO_FROSTER
+
+    assert set(TO_FROSTER.values()) <= set(names())
 
 
 @pytest.mark.parametrize("ours, theirs", [("aim", "aim"), ("st_adapter", "stadapt_zeroinit"),
                                           ("adaptformer", "adapter")])
 def test_adapter_backbones_import(ours, theirs, source, tmp_path):
     """Table 3 backbones: the adapters sit in the visual blocks under the reference's names."""
-    from froster.interop.temporal_types import froster_has
-    if not froster_has(ours):
-        pytest.skip(f"froster has no {ours} backbone in this build")
     clip, _, tokenizer = source
     student = VideoCLIP(copy.deepcopy(clip), ours)
     torch.manual_seed(6)

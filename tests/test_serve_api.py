@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("python_multipart")
+from _shared import SHARED, require
 from fastapi.testclient import TestClient
 
 from froster.inference.api import Recognizer
@@ -274,9 +275,7 @@ def test_explain_draws_the_maps_of_recognizer_explain(client, recognizer, shared
 @pytest.fixture(scope="module")
 def library(recognizer, tmp_path_factory):
     """A library folder: three clips, a symlink to a clip outside it, a secret beside it."""
-    shared_dir = Path(__file__).resolve().parents[1].parent / "shared"
-    if not shared_dir.is_dir():
-        pytest.skip(f"shared test material not found at {shared_dir}")
+    shared_dir = require(SHARED)
     root = tmp_path_factory.mktemp("library")
     shelf = root / "videos"
     (shelf / "sport").mkdir(parents=True)

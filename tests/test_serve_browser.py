@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 from _serve_process import ROOT, start_server, stop
+from _shared import require  # noqa: E402
 
 from froster.inference.api import Recognizer
 
@@ -83,8 +84,7 @@ def long_video(path: Path, shared: Path, seconds_each: float = 5.0) -> Path:
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint, tmp_path_factory):
     shared = ROOT.parent / "shared" / "videos"
-    if not shared.is_dir():
-        pytest.skip(f"shared test material not found at {shared}")
+    require(shared)
     tmp = tmp_path_factory.mktemp("browser")
     library = tmp / "library"
     library.mkdir()

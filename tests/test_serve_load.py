@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from _serve_process import ROOT, raw_request, start_server, stop
+from _shared import require  # noqa: E402
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -26,8 +27,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint, tmp_path_factory):
     shared = ROOT.parent / "shared" / "videos"
-    if not shared.is_dir():
-        pytest.skip(f"shared test material not found at {shared}")
+    require(shared)
     tmp = tmp_path_factory.mktemp("load")
     library = tmp / "library"
     library.mkdir()

@@ -130,3 +130,16 @@ def test_tests_and_benchmarks_use_public_names_only():
                 found += [f"{path.name} takes {n} from {target}" for n in names
                           if n.startswith("_") and not n.startswith("__")]
     assert found == []
+
+
+def test_missing_shared_material_fails_where_it_is_required(monkeypatch, tmp_path):
+    import pytest
+    from _shared import require
+
+    monkeypatch.delenv("FROSTER_REQUIRE_SHARED", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        require(tmp_path / "absent")
+    monkeypatch.setenv("FROSTER_REQUIRE_SHARED", "1")
+    with pytest.raises(pytest.fail.Exception, match="FROSTER_REQUIRE_SHARED"):
+        require(tmp_path / "absent")
+    assert require(tmp_path) == tmp_path

@@ -56,7 +56,8 @@ class Config:
     test_crops: int = DEFAULT_VIEW.num_crops
     sampling: str = DEFAULT_VIEW.sampling              # reference (the reference decoder's frames) | uniform (even over the whole clip)
     apply_rotation: bool = DEFAULT_VIEW.apply_rotation  # rotate frames by the display-rotation metadata (the reference ignores it)
-    num_workers: int = 4
+    num_workers: int | None = None         # decoding workers per rank; none: the cores per rank less one
+    decode_timeout: float = 120.0          # seconds one video may take to decode in a worker before it counts as failed (0: no limit)
     flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
     # optimisation
     epochs: int = 12
@@ -252,9 +253,11 @@ def validate(cfg: Config) -> None:
     for key in ("batch_size", "grad_accum", "eval_batch_size", "log_every"):
         if getattr(cfg, key) < 1:
             raise FrosterError(f"{key} must be at least 1, got {getattr(cfg, key)}")
-    for key in ("epochs", "num_workers", "eval_every", "average_from_epoch"):
+    for key in ("epochs", "eval_every", "average_from_epoch", "decode_timeout"):
         if getattr(cfg, key) < 0:
             raise FrosterError(f"{key} must not be negative, got {getattr(cfg, key)}")
+    if cfg.num_workers is not None and cfg.num_workers < 0:
+        raise FrosterError(f"num_workers must not be negative, got {cfg.num_workers}")
     if not (cfg.keep_epochs in ("all", "none") or cfg.keep_epochs.isdigit()):
         raise FrosterError(f"keep_epochs={cfg.keep_epochs!r}: expected all, none or a number of "
                            "epochs (the last N exports are kept)")

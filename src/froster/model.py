@@ -54,7 +54,7 @@ class VideoCLIP(nn.Module):
                                and clip.attn_mask is not None
                                and _standard_blocks(clip.transformer.resblocks))
         if self.backbone.needs_standard_vit and not self._standard_vit:
-            raise NotImplementedError(
+            raise FrosterError(
                 f"temporal={temporal!r} needs a plain open_clip ViT visual tower; this model's "
                 f"is {type(clip.visual).__name__}. Use temporal='mean'.")
         self.backbone.attach(clip)
@@ -186,6 +186,15 @@ class VideoCLIP(nn.Module):
         """Run both towers through `torch.compile`, falling back to eager if it fails."""
         self._visual = compile_or_eager(self._visual, **compile_kwargs)
         self._text = compile_or_eager(self._text, **compile_kwargs)
+
+    @property
+    def compiled_calls(self) -> dict[str, int]:
+        """Tower calls that ran compiled / fell back to eager since `enable_compile`."""
+        totals = {"compiled": 0, "eager": 0}
+        for tower in (self._visual, self._text):
+            for key, n in getattr(tower, "calls", {}).items():
+                totals[key] += n
+        return totals
 
 
 def _standard_blocks(blocks) -> bool:

@@ -18,6 +18,7 @@ from typing import Sequence
 import torch
 
 from .annotations import VideoItem
+from .deadline import deadline
 from .decode import VideoDecodeError, open_video
 from .failures import Failure, Fallback
 from .sampling import get_sampling
@@ -46,6 +47,7 @@ class VideoDataset(torch.utils.data.Dataset):
         max_retries: int = 10,
         decode_threads: int = 1,
         flip: bool = True,
+        decode_timeout: float = 0.0,
     ):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -60,6 +62,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.max_retries = max_retries
         self.decode_threads = decode_threads
         self.flip = flip
+        self.decode_timeout = decode_timeout  # seconds per video in a loader worker (0: none)
         self.sampler = get_sampling(view.sampling)
         self.epoch = 0
 
@@ -75,8 +78,17 @@ class VideoDataset(torch.utils.data.Dataset):
         clip = (self.view.num_frames, 3, self.size, self.size)
         return clip if self.mode == "train" else (self.view.num_views * self.view.num_crops, *clip)
 
-    def __getitem__(self, index: int) -> dict:
-        return self._train_item(index) if self.mode == "train" else self._test_item(index)
+    def __getitem__(self, key) -> dict:
+        """`key`: an index, or (epoch, index) as the training sampler gives (the epoch
+        travels with the sample, so workers can outlive an epoch)."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        return self._train_item(index, epoch) if self.mode == "train" else self._test_item(index)
+
+    def _deadline(self, item: VideoItem):
+        """The decoding time limit, in loader workers only (the main process keeps its
+        signals to itself)."""
+        in_worker = torch.utils.data.get_worker_info() is not None
+        return deadline(self.decode_timeout if in_worker else 0.0, item.path)
 
     @staticmethod
     def _fallbacks(item: VideoItem, sampled: Sampled) -> list[Fallback]:
@@ -87,14 +99,15 @@ class VideoDataset(torch.utils.data.Dataset):
                         start: float | None = None) -> Sampled:
         """uint8 (T, 3, size, size): a clip at a random start (or at frame ``start``),
         randomly scaled, cropped and flipped."""
-        with open_video(item.path, self.decode_threads, self.view.apply_rotation) as video:
+        with self._deadline(item), \
+                open_video(item.path, self.decode_threads, self.view.apply_rotation) as video:
             sampled = self.sampler.train_clip(video, self.view, rng, start)
         video = train_transform(sampled.frames, rng, self.size, self.short_side_range,
                                 flip=self.flip)
         return Sampled(video, sampled.fallback)
 
-    def _train_item(self, index: int) -> dict:
-        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+    def _train_item(self, index: int, epoch: int) -> dict:
+        rng = random.Random(f"{self.seed}:{epoch}:{index}")
         failed: list[Failure] = []
         current = index
         for _ in range(self.max_retries + 1):
@@ -116,7 +129,8 @@ class VideoDataset(torch.utils.data.Dataset):
     # -- testing -------------------------------------------------------------------
     def load_test_views(self, item: VideoItem) -> Sampled:
         """uint8 (views * crops, T, 3, size, size), view-major."""
-        with open_video(item.path, self.decode_threads, self.view.apply_rotation) as video:
+        with self._deadline(item), \
+                open_video(item.path, self.decode_threads, self.view.apply_rotation) as video:
             sampled = self.sampler.test_views(video, self.view)
         views = sampled.frames.split(self.view.num_frames)
         video = torch.cat([test_transform(v, self.size, self.view.num_crops) for v in views])

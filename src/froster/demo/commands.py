@@ -24,7 +24,7 @@ def register(subparsers) -> None:
                     "(maps of the three models) to --output and prints the tables.\n\n"
                     "Takes about 8 minutes on 2 CPU cores (a GPU is not needed); --quick\n"
                     "takes seconds and is a smoke test only (its numbers mean nothing).")
-    parser.add_argument("--output", default="froster_demo", metavar="DIR",
+    parser.add_argument("-o", "--output", default="froster_demo", metavar="DIR",
                         help="folder for the benchmark, weights, runs and results "
                              "(default: froster_demo)")
     parser.add_argument("--quick", action="store_true",

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from ..clip import preprocess_config
 from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations
+from ..data.loader import batches, loader_timeout
 from ..errors import FrosterError
 from ..files import atomic_write
 from ..model import VideoCLIP
@@ -49,12 +50,13 @@ def video_logits(student: VideoCLIP, video: torch.Tensor, classifier: torch.Tens
 
 def eval_dataset(cfg, list_file: str, num_classes: int, size: int) -> VideoDataset:
     items = read_annotations(list_file, cfg.data_root or None, num_classes)
-    return VideoDataset(items, mode="test", view=cfg.view(), size=size, seed=cfg.seed)
+    return VideoDataset(items, mode="test", view=cfg.view(), size=size, seed=cfg.seed,
+                        decode_timeout=cfg.decode_timeout)
 
 
 @torch.no_grad()
 def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: DistInfo,
-             batch_size: int = 4, num_workers: int = 2, dtype: torch.dtype | None = None,
+             batch_size: int = 4, num_workers: int | None = 2, dtype: torch.dtype | None = None,
              progress: bool = True, desc: str = "eval") -> Metrics:
     """Metrics of `student` on a test-mode dataset (the same on every rank)."""
     was_training = student.training
@@ -63,9 +65,10 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
     prep = preprocess_config(student.clip)
     classifier = class_embeddings(student, bank, device, dtype)
     loader = build_loader(dataset, batch_size, num_workers=num_workers, rank=info.rank,
-                          world_size=info.world_size)
+                          world_size=info.world_size, pin_memory=device.type == "cuda",
+                          timeout=loader_timeout(dataset.decode_timeout, batch_size))
     indices, logits, failures = [], [], FailureLog()
-    bar = tqdm(loader, desc=desc, disable=not (progress and info.is_main) or None,
+    bar = tqdm(batches(loader), total=len(loader), desc=desc, disable=not (progress and info.is_main) or None,
                leave=False, dynamic_ncols=True)
     for batch in bar:
         failures.add(batch)

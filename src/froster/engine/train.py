@@ -21,14 +21,8 @@ from tqdm import tqdm
 from ..checkpoint import build_student, export_student, student_config, write_checkpoint
 from ..clip import preprocess_config
 from ..config import Config, save_config
-from ..data import (
-    FailureLog,
-    VideoDataset,
-    build_loader,
-    normalize,
-    read_annotations,
-    set_epoch,
-)
+from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations, set_epoch
+from ..data.loader import batches, loader_timeout
 from ..distill import Froster
 from ..errors import FrosterError
 from ..student_spec import StudentSpec
@@ -39,6 +33,7 @@ from .evaluate import eval_dataset, eval_files, evaluate, write_report
 from .init_weights import init_spec, load_init
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
+from .optim import param_groups
 from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
 from .record import FAILED_FILE, RECORD_FILE, build_record, write_record
 from .schedule import learning_rate, set_lr
@@ -47,50 +42,6 @@ from .schedule import learning_rate, set_lr
 def student_spec(cfg: Config) -> StudentSpec:
     return StudentSpec(model=cfg.model, pretrained=cfg.pretrained, quick_gelu=cfg.quick_gelu,
                        temporal=cfg.temporal, neighbor_padding=cfg.neighbor_padding)
-
-
-def decays(name: str, param: torch.nn.Parameter, logit_scale_decay: bool = True) -> bool:
-    """The reference's rule (PySlowFast's optimizer with ZERO_WD_1D_PARAM, as FROSTER's configs
-    set it): no weight decay on parameters that are 1-D or whose name ends in ``.bias``; every
-    other one is decayed, the 0-D ``logit_scale`` included (a reference quirk). With
-    `logit_scale_decay` off, 0-D parameters (logit_scale, and logit_bias where a model has
-    one) are exempt as well."""
-    if param.ndim == 1 or name.endswith(".bias"):
-        return False
-    return logit_scale_decay or param.ndim != 0
-
-
-def param_groups(module: torch.nn.Module, weight_decay: float, logit_scale_decay: bool = True,
-                 scaled=(), lr_scale: float = 1.0) -> list[dict]:
-    """AdamW groups (decayed, not decayed) of the trainable parameters; each group's
-    ``names`` lists its parameters' names. The `scaled` parameters (a backbone's added
-    modules) go to groups of their own whose learning rate is `lr_scale` times the rest's."""
-    groups = ({"params": [], "names": [], "weight_decay": weight_decay},
-              {"params": [], "names": [], "weight_decay": 0.0})
-    for name, p in module.named_parameters():
-        if p.requires_grad:
-            group = groups[0] if decays(name, p, logit_scale_decay) else groups[1]
-            group["params"].append(p)
-            group["names"].append(name)
-    return scale_lr(list(groups), scaled, lr_scale)
-
-
-def scale_lr(groups: list[dict], scaled, lr_scale: float) -> list[dict]:
-    """Split each group into its parameters outside `scaled` and those inside, the latter
-    with `lr_scale` (read by `schedule.set_lr`); empty new groups are left out."""
-    ids = {id(p) for p in scaled}
-    if not ids:
-        return groups
-    out = []
-    for group in groups:
-        pairs = list(zip(group["params"], group["names"]))
-        outside = [(p, n) for p, n in pairs if id(p) not in ids]
-        inside = [(p, n) for p, n in pairs if id(p) in ids]
-        out.append(group | {"params": [p for p, _ in outside], "names": [n for _, n in outside]})
-        if inside:
-            out.append(group | {"params": [p for p, _ in inside], "names": [n for _, n in inside],
-                                "lr_scale": lr_scale})
-    return out
 
 
 TEACHER_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -132,8 +83,7 @@ class Trainer:
             summary = load_init(self.model, imported, cfg.init)
             if info.is_main:
                 print(f"init: {cfg.init}: {summary}", file=sys.stderr)
-        if hasattr(self.model, "text_sharding"):
-            self.model.text_sharding = cfg.shard_text
+        self.model.text_sharding = cfg.shard_text
         student.set_grad_checkpointing(cfg.grad_checkpointing)
         if cfg.compile:
             student.enable_compile()
@@ -146,8 +96,10 @@ class Trainer:
         items = read_annotations(train_list, cfg.data_root or None, len(self.bank))
         self.dataset = VideoDataset(
             items, mode="train", view=cfg.view(), size=self.size,
-            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed, flip=cfg.flip)
+            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed, flip=cfg.flip,
+            decode_timeout=cfg.decode_timeout)
         self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
+                                   timeout=loader_timeout(cfg.decode_timeout, micro),
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")
         self.steps_per_epoch = len(self.loader) // cfg.grad_accum
@@ -297,7 +249,7 @@ class Trainer:
         """This rank's micro-batches of one epoch, grouped per optimiser step."""
         set_epoch(self.loader, epoch)
         group = []
-        for batch in self.loader:
+        for batch in batches(self.loader):
             failures.add(batch)
             group.append(batch)
             if len(group) == self.cfg.grad_accum:

@@ -44,12 +44,6 @@ NAMES = {"neighbor": "neighbour attention (VCLIP)", "mean": "per-frame CLIP, mea
          "actionclip": "ActionCLIP temporal transformer"}
 
 
-def froster_has(temporal: str) -> bool:
-    """Whether this froster build has the temporal type (backbones are added over time)."""
-    from ..model import TEMPORAL_MODES
-    return temporal in TEMPORAL_MODES
-
-
 def type_from_keys(keys) -> str | None:
     """The reference type that the visual blocks' extra parameters show, if any."""
     for key in keys:
@@ -66,11 +60,7 @@ def to_froster(reference_type: str | None, source: str) -> str:
     if isinstance(reference_type, str) and reference_type.lower() in ("none", "null", ""):
         reference_type = None
     if reference_type in TO_FROSTER:
-        name = TO_FROSTER[reference_type]
-        if not froster_has(name):
-            raise FrosterError(f"{source}: its temporal type {reference_type!r} is froster's "
-                               f"{name!r}, which froster does not have yet")
-        return name
+        return TO_FROSTER[reference_type]
     what = UNSUPPORTED.get(reference_type)
     raise FrosterError(f"{source}: froster does not have the temporal type {reference_type!r}"
                        + (f" ({what})" if what else "")
