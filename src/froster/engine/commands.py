@@ -140,7 +140,8 @@ def run_eval(args) -> int:
         for line in metrics.fallback:
             print(f"sampled with a fallback: {line}", file=sys.stderr)
         print(summary_line(load_record(Path(output) / "metrics.json")))
-        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv")
+        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv, "
+              f"{output}/predictions.jsonl")
     return 1 if metrics.failed else 0
 
 
