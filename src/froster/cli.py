@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "froster.demo.commands",       # demo
     "froster.interop.commands",    # import
     "froster.explain.commands",    # explain
+    "froster.data.commands",       # data check, data prepare
 )
 
 

@@ -55,6 +55,7 @@ class Config:
     apply_rotation: bool = False           # rotate frames by the display-rotation metadata (the reference ignores it)
     num_workers: int = 4
     flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
+    check_data: bool = False               # `froster data check` train_list and val_list first; refuse to start while entries are broken
     # optimisation
     epochs: int = 12
     batch_size: int = 32                   # global: over all ranks and accumulation steps

@@ -224,7 +224,11 @@ def register(subparsers) -> None:
         "train", help="train a student (FROSTER, fine-tuning or zero-shot) from a config",
         description="Train as CONFIG says; key=value arguments override its fields, e.g. "
                     "`froster train configs/b2n_k400.yaml epochs=2 resume=latest`. Several "
-                    "processes: `torchrun --nproc_per_node 8 -m froster.cli train ...`.")
+                    "processes: `torchrun --nproc_per_node 8 -m froster.cli train ...`. "
+                    "With check_data=true the run first checks train_list and val_list as "
+                    "`froster data check` does (into OUTPUT_DIR/data_check/) and refuses to "
+                    "start while entries are broken, naming the report and a cleaned list "
+                    "to pass instead.")
     p.add_argument("config", nargs="*", metavar="[CONFIG] [key=value ...]", help=CONFIG_HELP)
     p.set_defaults(run=run_train)
 
