@@ -173,6 +173,7 @@ def _encode(frames, tmp: Path, width: int, height: int, layout: dict,
             stream.set_display_rotation(layout["rotation"])
         step = max(1, round(1 / (float(layout["rate"]) * float(tb))))  # one frame, in pts
         waiting: dict[int, object] = {}
+        durations: dict[int, int] = {}  # pts -> the original packet's duration
         last = [None]
 
         def emit(pts: int, frame) -> None:
@@ -182,9 +183,10 @@ def _encode(frames, tmp: Path, width: int, height: int, layout: dict,
             image = frame.reformat(width, height, format="yuv420p", interpolation="BICUBIC",
                                    threads=1)
             image.pts, image.time_base = pts, tb
+            image.pict_type = 0  # NONE: the original's I-frames would force keyframes
             if frame.duration:
-                image.duration = frame.duration
-            _write(out, stream.encode(image), tmp)
+                image.duration = durations[pts] = frame.duration
+            _write(out, stream.encode(image), tmp, durations)
             last[0] = pts
             written += 1
 
@@ -200,13 +202,17 @@ def _encode(frames, tmp: Path, width: int, height: int, layout: dict,
                 emit(earliest, waiting.pop(earliest))
         for pts in sorted(waiting):
             emit(pts, waiting[pts])
-        _write(out, stream.encode(None), tmp)
+        _write(out, stream.encode(None), tmp, durations)
     return decoded, written
 
 
-def _write(out, packets, tmp: Path) -> None:
+def _write(out, packets, tmp: Path, durations: dict) -> None:
+    """Mux ``packets``, each with the duration of the original's packet of the same pts
+    (the last one sets the stream's duration, which the reference rule divides by)."""
     try:
         for packet in packets:
+            if packet.pts in durations:
+                packet.duration = durations[packet.pts]
             out.mux(packet)
     except OSError as e:
         raise OutputError(f"{tmp}: cannot write ({e})") from None
