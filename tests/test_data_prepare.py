@@ -96,6 +96,28 @@ def test_copies_have_the_asked_size_and_keyframes_and_keep_frames_and_timestamps
     assert info.num_frames == len(before["pts"])
 
 
+@pytest.mark.parametrize("name", list(VIDEOS))
+def test_the_reference_rule_samples_the_same_frames_from_the_copy(prepared, name):
+    """Frame count, duration, rate and pts are kept, so the windows and views are too."""
+    import random
+
+    from froster.data.decode import open_video
+    from froster.data.sampling import ClipSpec, get_sampling
+
+    src, dst, _ = prepared
+    rule, spec = get_sampling("reference"), ClipSpec(num_frames=4, sampling_rate=4,
+                                                      num_views=3)
+
+    def sampled(path):
+        with open_video(path, apply_rotation=False) as video:
+            views = rule.test_views(video, spec)
+            train = rule.train_clip(video, spec, random.Random(0))
+        return [[read_frame_index(f) for f in s.frames.numpy()] for s in (views, train)] + \
+            [views.fallback, train.fallback]
+
+    assert sampled(dst / "videos" / name) == sampled(src / "videos" / name)
+
+
 def test_unreadable_inputs_are_listed_and_skipped(prepared):
     src, dst, result = prepared
     report = json.loads((dst / REPORT_FILE).read_text())
