@@ -102,11 +102,11 @@ def test_the_reference_rule_samples_the_same_frames_from_the_copy(prepared, name
     import random
 
     from froster.data.decode import open_video
-    from froster.data.sampling import ClipSpec, get_sampling
+    from froster.data.sampling import get_sampling
+    from froster.data.views import ViewSpec
 
     src, dst, _ = prepared
-    rule, spec = get_sampling("reference"), ClipSpec(num_frames=4, sampling_rate=4,
-                                                      num_views=3)
+    rule, spec = get_sampling("reference"), ViewSpec(num_frames=4, sampling_rate=4, num_views=3)
 
     def sampled(path):
         with open_video(path, apply_rotation=False) as video:

@@ -15,6 +15,7 @@ from torch import nn
 
 from . import backbones
 from .compile import compile_or_eager
+from .errors import FrosterError
 from .temporal import causal_attention, default_kernel, residual_block, run_blocks
 
 TEMPORAL_MODES = backbones.names()
@@ -53,7 +54,7 @@ class VideoCLIP(nn.Module):
                                and clip.attn_mask is not None
                                and _standard_blocks(clip.transformer.resblocks))
         if self.backbone.needs_standard_vit and not self._standard_vit:
-            raise NotImplementedError(
+            raise FrosterError(
                 f"temporal={temporal!r} needs a plain open_clip ViT visual tower; this model's "
                 f"is {type(clip.visual).__name__}. Use temporal='mean'.")
         self.backbone.attach(clip)
@@ -154,11 +155,11 @@ class VideoCLIP(nn.Module):
         pretrained CLIP is frozen, both towers; only the backbone's added modules and
         logit_scale train (the parameter-efficient setting of the AIM and ST-Adapter papers)."""
         if which not in TRAIN_PARAMS:
-            raise ValueError(f"train_params must be one of {', '.join(TRAIN_PARAMS)}, not {which!r}")
+            raise FrosterError(f"train_params must be one of {', '.join(TRAIN_PARAMS)}, not {which!r}")
         if which == "added" and not self.backbone.adds_parameters:
-            raise ValueError(f"train_params=added trains only what the backbone adds, and "
-                             f"temporal={self.temporal} adds nothing; use one of "
-                             f"{', '.join(n for n in TEMPORAL_MODES if backbones.get(n)().adds_parameters)}")
+            raise FrosterError(f"train_params=added trains only what the backbone adds, and "
+                               f"temporal={self.temporal} adds nothing; use one of "
+                               f"{', '.join(n for n in TEMPORAL_MODES if backbones.get(n)().adds_parameters)}")
         for p in self.clip.parameters():
             p.requires_grad_(which == "all")
         for p in self.added_parameters() + [self.clip.logit_scale]:
@@ -185,6 +186,15 @@ class VideoCLIP(nn.Module):
         """Run both towers through `torch.compile`, falling back to eager if it fails."""
         self._visual = compile_or_eager(self._visual, **compile_kwargs)
         self._text = compile_or_eager(self._text, **compile_kwargs)
+
+    @property
+    def compiled_calls(self) -> dict[str, int]:
+        """Tower calls that ran compiled / fell back to eager since `enable_compile`."""
+        totals = {"compiled": 0, "eager": 0}
+        for tower in (self._visual, self._text):
+            for key, n in getattr(tower, "calls", {}).items():
+                totals[key] += n
+        return totals
 
 
 def _standard_blocks(blocks) -> bool:

@@ -1,7 +1,9 @@
 """Video data: lists and class files, decoding, clip sampling, transforms, loaders.
 
-The names below are loaded on first use, so that `froster --help` (which imports
-`froster.data.commands` for `froster data`) does not load torch and PyAV."""
+The names below are loaded on first use, so that the command line can import light
+modules of this package (`data.views`, `data.sampling`) without loading torch."""
+
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "AnnotationError": "annotations", "VideoItem": "annotations",
@@ -12,18 +14,11 @@ _EXPORTS = {
     "Failure": "failures", "FailureLog": "failures", "Fallback": "failures",
     "ShardedSampler": "loader", "build_loader": "loader", "collate_videos": "loader",
     "set_epoch": "loader",
-    "SAMPLINGS": "sampling", "ClipSpec": "sampling", "Sampled": "sampling",
-    "get_sampling": "sampling", "test_view_indices": "sampling",
-    "train_clip_indices": "sampling",
+    "SAMPLINGS": "sampling", "get_sampling": "sampling", "Sampled": "sampling.sampled",
+    "ViewSpec": "views", "DEFAULT_VIEW": "views",
     "normalize": "transforms", "test_transform": "transforms", "train_transform": "transforms",
 }
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

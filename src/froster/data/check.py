@@ -30,8 +30,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import FrosterError, MissingFileError
 from .annotations import read_annotations, read_class_names
 from .jobs import JobLog, cpu_cores, file_stamp, run_jobs, write_atomic
+from .views import ViewSpec
 
 __all__ = ["KINDS", "CheckSettings", "CheckResult", "check_list", "check_video",
            "fallback_kind", "error_kind", "format_table", "default_output"]
@@ -115,9 +117,18 @@ class CheckSettings:
 
     @classmethod
     def from_config(cls, cfg, **changes) -> "CheckSettings":
-        values = {f: getattr(cfg, f) for f in ("sampling", "num_frames", "sampling_rate",
-                                                "target_fps", "test_views", "apply_rotation")}
+        view = cfg.view()
+        values = {"sampling": view.sampling, "num_frames": view.num_frames,
+                  "sampling_rate": view.sampling_rate, "target_fps": view.target_fps,
+                  "test_views": view.num_views, "apply_rotation": view.apply_rotation}
         return cls(**(values | changes))
+
+    @property
+    def view(self) -> ViewSpec:
+        """The datasets' view of a video (one crop: crops change no decoding)."""
+        return ViewSpec(num_frames=self.num_frames, sampling_rate=self.sampling_rate,
+                        target_fps=self.target_fps, num_views=self.test_views,
+                        sampling=self.sampling, apply_rotation=self.apply_rotation)
 
 
 def fallback_kind(reason: str) -> str:
@@ -198,10 +209,7 @@ def check_video(path: str, settings: CheckSettings = CheckSettings()) -> list[li
     from .decode import VideoDecodeError, open_video
 
     item = VideoItem(path=path, label=0, line=0)
-    dataset = VideoDataset([item], mode="test", num_frames=settings.num_frames,
-                           sampling_rate=settings.sampling_rate, target_fps=settings.target_fps,
-                           num_views=settings.test_views, sampling=settings.sampling,
-                           apply_rotation=settings.apply_rotation, decode_threads=1)
+    dataset = VideoDataset([item], mode="test", view=settings.view, decode_threads=1)
     found: list[list[str]] = []
 
     def add(kind: str, message: str) -> None:
@@ -279,29 +287,30 @@ def check_list(list_file: str | os.PathLike, data_root: str | os.PathLike | None
                class_file: str | os.PathLike | None = None,
                settings: CheckSettings = CheckSettings(), workers: int | None = None,
                output: str | os.PathLike | None = None, strict: bool = False,
-               restart: bool = False, progress: bool = True) -> CheckResult:
+               restart: bool = False, progress: bool | None = True) -> CheckResult:
     """Check every entry of ``list_file``; write report.json, report.txt and the cleaned
     list into ``output`` (default: beside the list, `default_output`).
 
-    Raises AnnotationError / FileNotFoundError / ValueError when it cannot run (an
-    unreadable list or class file, a data root that is not a folder, an output it cannot
-    write). ``workers``: processes (default: one per core; 0: this process).
+    Raises FrosterError when it cannot run (an unreadable list or class file, a data
+    root that is not a folder, an output it cannot write). ``workers``: processes
+    (default: one per core; 0: this process).
     """
     start = time.perf_counter()
     list_file = Path(list_file)
     if data_root and not Path(data_root).is_dir():
-        raise FileNotFoundError(f"data root {data_root} is not a folder")
+        raise MissingFileError(f"data root {data_root} is not a folder")
     items = read_annotations(list_file, None)
     num_classes = len(read_class_names(class_file)) if class_file else None
     output = Path(output) if output else default_output(list_file)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"cannot write the report to {output} ({e.strerror}); give another "
-                         "folder with --output") from None
+        raise FrosterError(f"cannot write the report to {output} ({e.strerror}); give "
+                           "another folder with --output") from None
     cleaned = output / f"{list_file.stem}_clean{list_file.suffix}"
     if cleaned.resolve() == list_file.resolve():
-        raise ValueError(f"the cleaned list would overwrite {list_file}; give another --output")
+        raise FrosterError(f"the cleaned list would overwrite {list_file}; give another "
+                           "--output")
 
     def full(path: str) -> str:
         return os.path.join(data_root, path) if data_root else path
@@ -348,7 +357,8 @@ def _report(list_file, data_root, class_file, num_classes, settings, items, reco
         for kind, message in record["findings"]:
             problems.setdefault(kind, []).append(
                 {"line": item.line, "path": item.path, "label": item.label, "message": message})
-    severity = {item.line: {KINDS[k][0] for k, _ in r["findings"]} for item, r in zip(items, records)}
+    severity = {item.line: {KINDS[k][0] for k, _ in r["findings"]}
+                for item, r in zip(items, records)}
     broken = sum(BROKEN in s for s in severity.values())
     warned = sum(s == {WARNING} for s in severity.values())
     kept = sum(not _dropped(r["findings"], strict) for r in records)

@@ -133,24 +133,26 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
 
 
-def _bar(total: int, initial: int, desc: str, progress: bool):
+def _bar(total: int, initial: int, desc: str, progress: bool | None):
+    """tqdm on stderr; ``progress`` None: only when stderr is a terminal."""
     from tqdm import tqdm
 
-    terminal = sys.stderr.isatty()
     return tqdm(total=total, initial=initial, desc=desc, unit="video", file=sys.stderr,
-                disable=not progress, dynamic_ncols=True, smoothing=0.05,
-                mininterval=0.1 if terminal else 10.0)
+                disable=None if progress is None else not progress, dynamic_ncols=True,
+                smoothing=0.05)
 
 
 def run_jobs(fn: Callable, tasks: Iterable, on_result: Callable, workers: int,
-             crashed: Callable, desc: str = "", progress: bool = True, total: int | None = None,
+             crashed: Callable, desc: str = "", progress: bool | None = True,
+             total: int | None = None,
              initial: int = 0) -> None:
     """``on_result(task, fn(task))`` for every task, in this process as each finishes.
 
     ``workers`` processes (0: all in this process). ``fn`` must be a module-level
     function. A task whose worker process dies (a crash inside FFmpeg) is run again
     alone in a fresh process; if that dies too, ``on_result(task, crashed(task, why))``.
-    The bar (tqdm on stderr, with an ETA) counts ``initial`` jobs done before.
+    The bar (tqdm on stderr, with an ETA; ``progress`` None: on a terminal only) counts
+    ``initial`` jobs done before.
     """
     tasks = list(tasks)
     bar = _bar(initial + len(tasks) if total is None else total, initial, desc, progress)

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from ..errors import FrosterError, MissingFileError
 from .annotations import read_annotations
 from .check import error_kind
 from .jobs import JobLog, cpu_cores, file_stamp, run_jobs, write_atomic
@@ -65,18 +66,18 @@ class PrepareSettings:
 
     def validate(self) -> None:
         if self.short_side < 2 or self.short_side % 2:
-            raise ValueError(f"--short-side {self.short_side}: give an even number of pixels "
-                             "(H.264 in 4:2:0 needs even sides)")
+            raise FrosterError(f"--short-side {self.short_side}: give an even number of pixels "
+                               "(H.264 in 4:2:0 needs even sides)")
         if self.keyint < 1:
-            raise ValueError(f"--keyint {self.keyint}: give at least 1 frame")
+            raise FrosterError(f"--keyint {self.keyint}: give at least 1 frame")
         if not 0 <= self.crf <= 51:
-            raise ValueError(f"--crf {self.crf}: expected 0 (lossless) .. 51")
+            raise FrosterError(f"--crf {self.crf}: expected 0 (lossless) .. 51")
         if self.preset not in PRESETS:
-            raise ValueError(f"--preset {self.preset!r}: expected one of {', '.join(PRESETS)}")
+            raise FrosterError(f"--preset {self.preset!r}: expected one of {', '.join(PRESETS)}")
         if self.tune not in TUNES:
-            raise ValueError(f"--tune {self.tune!r}: expected one of {', '.join(TUNES)}")
+            raise FrosterError(f"--tune {self.tune!r}: expected one of {', '.join(TUNES)}")
         if self.container not in ("auto", "mp4"):
-            raise ValueError(f"--container {self.container!r}: expected auto or mp4")
+            raise FrosterError(f"--container {self.container!r}: expected auto or mp4")
 
 
 def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -279,8 +280,8 @@ def _videos_and_texts(src_root: Path, dst_root: Path, lists) -> tuple[list[str],
         for list_file in lists:
             for item in read_annotations(list_file, None):
                 if os.path.isabs(item.path) or ".." in Path(item.path).parts:
-                    raise ValueError(f"{list_file}:{item.line}: {item.path} is not a path "
-                                     f"inside SRC_ROOT; prepare needs relative paths")
+                    raise FrosterError(f"{list_file}:{item.line}: {item.path} is not a path "
+                                       f"inside SRC_ROOT; prepare needs relative paths")
                 videos.append(item.path)
         texts = [os.path.relpath(Path(f).resolve(), src_root.resolve()) for f in lists
                  if _inside(Path(f), src_root)]
@@ -313,7 +314,7 @@ def _copy_texts(src_root: Path, dst_root: Path, texts: list[str]) -> None:
 
 def prepare_dataset(src_root: str | os.PathLike, dst_root: str | os.PathLike, lists=(),
                     settings: PrepareSettings = PrepareSettings(), workers: int | None = None,
-                    progress: bool = True, restart: bool = False) -> PrepareResult:
+                    progress: bool | None = True, restart: bool = False) -> PrepareResult:
     """Re-encode the videos of ``src_root`` (those the ``lists`` name, or every video
     file under it) into ``dst_root`` at the same relative paths, in ``workers`` processes
     (default: one per core). Lists inside ``src_root`` (without lists: every .csv, .txt
@@ -322,29 +323,29 @@ def prepare_dataset(src_root: str | os.PathLike, dst_root: str | os.PathLike, li
     settings.validate()
     src_root, dst_root = Path(src_root), Path(dst_root)
     if not src_root.is_dir():
-        raise FileNotFoundError(f"SRC_ROOT {src_root} is not a folder")
+        raise MissingFileError(f"SRC_ROOT {src_root} is not a folder")
     if dst_root.resolve() == src_root.resolve():
-        raise ValueError("DST_ROOT is SRC_ROOT: give another folder (the originals are never "
-                         "overwritten)")
+        raise FrosterError("DST_ROOT is SRC_ROOT: give another folder (the originals are never "
+                           "overwritten)")
     for list_file in lists:
         if not Path(list_file).is_file():
-            raise FileNotFoundError(f"--list {list_file}: file not found")
+            raise MissingFileError(f"--list {list_file}: file not found")
     videos, texts = _videos_and_texts(src_root, dst_root, lists)
     if not videos:
-        raise ValueError(f"no videos to prepare in {src_root}" +
-                         ("" if lists else f" (files ending in {', '.join(VIDEO_EXTENSIONS)})"))
+        raise FrosterError(f"no videos to prepare in {src_root}" +
+                           ("" if lists else f" (files ending in {', '.join(VIDEO_EXTENSIONS)})"))
     try:
         dst_root.mkdir(parents=True, exist_ok=True)
         _copy_texts(src_root, dst_root, texts)
     except OSError as e:
-        raise ValueError(f"cannot write to {dst_root} ({e})") from None
+        raise FrosterError(f"cannot write to {dst_root} ({e})") from None
     header = {"prepare": 1, "src_root": str(src_root.resolve()), "settings": asdict(settings)}
     with JobLog(dst_root / LOG_FILE, header, restart=restart) as log:
         if log.previous_header is not None:
             before = log.previous_header.get("settings", log.previous_header)
-            raise ValueError(f"{dst_root} holds a copy prepared with other settings or from "
-                             f"another SRC_ROOT ({json.dumps(before)}); give the same ones to "
-                             "go on, another DST_ROOT, or --restart to redo every video")
+            raise FrosterError(f"{dst_root} holds a copy prepared with other settings or from "
+                               f"another SRC_ROOT ({json.dumps(before)}); give the same ones to "
+                               "go on, another DST_ROOT, or --restart to redo every video")
         todo = []
         for rel in videos:
             done = log.done.get(rel)
@@ -360,7 +361,7 @@ def prepare_dataset(src_root: str | os.PathLike, dst_root: str | os.PathLike, li
                      desc="data prepare", progress=progress, total=len(videos),
                      initial=resumed)
         except OutputError as e:
-            raise ValueError(f"{e}; fix it and run the same command again to go on") from None
+            raise FrosterError(f"{e}; fix it and run the same command again to go on") from None
         records = {rel: log.done[rel] for rel in videos}
     report = _report(src_root, dst_root, settings, videos, texts, records)
     write_atomic(dst_root / REPORT_FILE, json.dumps(report, indent=1) + "\n")

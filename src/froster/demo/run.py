@@ -34,7 +34,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..config import Config, validate
-from ..protocols import harmonic_mean, run_b2n
+from ..engine.protocols import harmonic_mean, run_b2n
 from .attention import AttentionSpec
 from .benchmark import BenchmarkSpec, write_benchmark
 from .defaults import DEMO_EPOCHS
@@ -94,8 +94,14 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
 
     from ..data.annotations import read_class_names
     from ..prompts import ClassText
-    from .attention import (attention_table, draw_attention_figure, measure_models, novel_subset,
-                            row_models, summarise)
+    from .attention import (
+        attention_table,
+        draw_attention_figure,
+        measure_models,
+        novel_subset,
+        row_models,
+        summarise,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,8 +196,9 @@ def run_row(cfg: Config, key: str, label: str, overrides: dict, files, out: Path
     `measure_students(row_cfg, out)`, if given, runs while the row's students are on disk
     and its result is the row's "measured" entry. Unless `keep_runs`, the runs keep no
     epoch exports and the row's folder is tidied afterwards (`footprint.tidy_row`)."""
-    from ..engine.distributed import DistInfo
     import torch
+
+    from ..engine.distributed import DistInfo
 
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)

@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config
+from ..errors import FrosterError
 from .distributed import DistInfo, main_first
 from .inputs import list_file, require_data_root
 
 
 def check_run_data(cfg: Config, info: DistInfo) -> None:
     """Check train_list (unless zero_shot) and val_list into OUTPUT_DIR/data_check/KEY/;
-    raise ValueError (one line) if any entry is broken. Rank 0 checks first; the other
+    raise FrosterError (one line) if any entry is broken. Rank 0 checks first; the other
     ranks then find its finished log and reach the same verdict."""
     from ..data.check import CheckSettings, check_list
     from ..data.jobs import cpu_cores
@@ -39,9 +40,9 @@ def check_run_data(cfg: Config, info: DistInfo) -> None:
                                 progress=cfg.progress and info.is_main)
         report = output / "report.txt"
         if result.broken:
-            raise ValueError(f"check_data: {result.broken} of {result.total} videos in {path} "
-                             f"are broken ({result.counts('broken')}); report: {report}; fix "
-                             f"them, or leave them out with {key}={result.cleaned_list}")
+            raise FrosterError(f"check_data: {result.broken} of {result.total} videos in {path} "
+                               f"are broken ({result.counts('broken')}); report: {report}; fix "
+                               f"them, or leave them out with {key}={result.cleaned_list}")
         if info.is_main:
             warned = (f", {result.warned} sampled another way ({result.counts('warning')})"
                       if result.warned else "")

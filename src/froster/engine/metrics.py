@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import FrosterError
+
 
 @dataclass
 class Metrics:
@@ -37,7 +39,7 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, total: int | Non
     """`logits` (N, C), `labels` (N,); accuracies in percent."""
     num, classes = logits.shape
     if num == 0:
-        raise ValueError("no video could be evaluated")
+        raise FrosterError("no video could be evaluated")
     labels = labels.long()
     ranked = logits.float().topk(min(5, classes), dim=1).indices
     hits = ranked == labels[:, None]

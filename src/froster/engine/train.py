@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -17,11 +18,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import StudentSpec, build_student, export_student, student_config, write_checkpoint
+from ..checkpoint import build_student, export_student, student_config, write_checkpoint
 from ..clip import preprocess_config
 from ..config import Config, save_config
 from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations, set_epoch
+from ..data.loader import batches, loader_timeout
 from ..distill import Froster
+from ..errors import FrosterError
+from ..student_spec import StudentSpec
 from . import checkpoints as ckpt
 from .averaging import WeightSum, run_epochs, sum_folders
 from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
@@ -29,6 +33,7 @@ from .evaluate import eval_dataset, eval_files, evaluate, write_report
 from .init_weights import init_spec, load_init
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
+from .optim import param_groups
 from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
 from .record import FAILED_FILE, RECORD_FILE, build_record, write_record
 from .schedule import learning_rate, set_lr
@@ -37,50 +42,6 @@ from .schedule import learning_rate, set_lr
 def student_spec(cfg: Config) -> StudentSpec:
     return StudentSpec(model=cfg.model, pretrained=cfg.pretrained, quick_gelu=cfg.quick_gelu,
                        temporal=cfg.temporal, neighbor_padding=cfg.neighbor_padding)
-
-
-def decays(name: str, param: torch.nn.Parameter, logit_scale_decay: bool = True) -> bool:
-    """The reference's rule (PySlowFast's optimizer with ZERO_WD_1D_PARAM, as FROSTER's configs
-    set it): no weight decay on parameters that are 1-D or whose name ends in ``.bias``; every
-    other one is decayed, the 0-D ``logit_scale`` included (a reference quirk). With
-    `logit_scale_decay` off, 0-D parameters (logit_scale, and logit_bias where a model has
-    one) are exempt as well."""
-    if param.ndim == 1 or name.endswith(".bias"):
-        return False
-    return logit_scale_decay or param.ndim != 0
-
-
-def param_groups(module: torch.nn.Module, weight_decay: float, logit_scale_decay: bool = True,
-                 scaled=(), lr_scale: float = 1.0) -> list[dict]:
-    """AdamW groups (decayed, not decayed) of the trainable parameters; each group's
-    ``names`` lists its parameters' names. The `scaled` parameters (a backbone's added
-    modules) go to groups of their own whose learning rate is `lr_scale` times the rest's."""
-    groups = ({"params": [], "names": [], "weight_decay": weight_decay},
-              {"params": [], "names": [], "weight_decay": 0.0})
-    for name, p in module.named_parameters():
-        if p.requires_grad:
-            group = groups[0] if decays(name, p, logit_scale_decay) else groups[1]
-            group["params"].append(p)
-            group["names"].append(name)
-    return scale_lr(list(groups), scaled, lr_scale)
-
-
-def scale_lr(groups: list[dict], scaled, lr_scale: float) -> list[dict]:
-    """Split each group into its parameters outside `scaled` and those inside, the latter
-    with `lr_scale` (read by `schedule.set_lr`); empty new groups are left out."""
-    ids = {id(p) for p in scaled}
-    if not ids:
-        return groups
-    out = []
-    for group in groups:
-        pairs = list(zip(group["params"], group["names"]))
-        outside = [(p, n) for p, n in pairs if id(p) not in ids]
-        inside = [(p, n) for p, n in pairs if id(p) in ids]
-        out.append(group | {"params": [p for p, _ in outside], "names": [n for _, n in outside]})
-        if inside:
-            out.append(group | {"params": [p for p, _ in inside], "names": [n for _, n in inside],
-                                "lr_scale": lr_scale})
-    return out
 
 
 TEACHER_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -98,15 +59,15 @@ class Trainer:
             list_file(cfg.val_list, "val_list")
         micro, rest = divmod(cfg.batch_size, info.world_size * cfg.grad_accum)
         if rest or micro == 0:
-            raise ValueError(f"batch_size={cfg.batch_size} (global) must be a multiple of "
-                             f"world_size ({info.world_size}) x grad_accum ({cfg.grad_accum})")
+            raise FrosterError(f"batch_size={cfg.batch_size} (global) must be a multiple of "
+                               f"world_size ({info.world_size}) x grad_accum ({cfg.grad_accum})")
         self.micro_batch = micro
 
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
         spec, imported = student_spec(cfg), None
         if cfg.init:
-            from ..checkpoint import read_student
-            imported = read_student(cfg.init, trust_pickle=cfg.trust_pickle)
+            from ..interop import read_checkpoint
+            imported = read_checkpoint(cfg.init, trust_pickle=cfg.trust_pickle)
             spec = init_spec(spec, imported, cfg.init)
         with main_first(info):  # one download of pretrained weights, not one per rank
             student, self.tokenizer = build_student(spec)
@@ -121,9 +82,8 @@ class Trainer:
         if imported is not None:
             summary = load_init(self.model, imported, cfg.init)
             if info.is_main:
-                print(f"init: {cfg.init}: {summary}")
-        if hasattr(self.model, "text_sharding"):
-            self.model.text_sharding = cfg.shard_text
+                print(f"init: {cfg.init}: {summary}", file=sys.stderr)
+        self.model.text_sharding = cfg.shard_text
         student.set_grad_checkpointing(cfg.grad_checkpointing)
         if cfg.compile:
             student.enable_compile()
@@ -135,17 +95,17 @@ class Trainer:
 
         items = read_annotations(train_list, cfg.data_root or None, len(self.bank))
         self.dataset = VideoDataset(
-            items, mode="train", num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate,
-            target_fps=cfg.target_fps, size=self.size,
-            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed,
-            flip=cfg.flip, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
+            items, mode="train", view=cfg.view(), size=self.size,
+            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed, flip=cfg.flip,
+            decode_timeout=cfg.decode_timeout)
         self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
+                                   timeout=loader_timeout(cfg.decode_timeout, micro),
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")
         self.steps_per_epoch = len(self.loader) // cfg.grad_accum
         if self.steps_per_epoch == 0:
-            raise ValueError(f"{train_list} has {len(items)} videos: too few for one step of "
-                             f"batch_size={cfg.batch_size}")
+            raise FrosterError(f"{train_list} has {len(items)} videos: too few for one step of "
+                               f"batch_size={cfg.batch_size}")
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup_steps = cfg.warmup_epochs * self.steps_per_epoch
 
@@ -188,21 +148,23 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except ValueError as err:  # the parameter groups changed (e.g. logit_scale_decay)
-            raise ValueError(f"{path}: its optimiser state does not fit this config's parameter "
-                             f"groups ({err}); resume with the weight-decay settings it was "
-                             f"trained with (weight_decay, logit_scale_decay)") from None
+            raise FrosterError(f"{path}: its optimiser state does not fit this config's parameter "
+                               f"groups ({err}); resume with the weight-decay settings it was "
+                               f"trained with (weight_decay, logit_scale_decay)") from None
         self.scaler.load_state_dict(state["scaler"])
         ckpt.restore_rng(state["rng"], self.template_rng)
         self.epoch, self.step = state["epoch"], state["step"]
         if self.average is not None:
             self.average = self._resumed_average(path, state.get("average"))
         if self.info.is_main:
-            print(f"resumed from {path} after epoch {self.epoch} (step {self.step})")
+            print(f"resumed from {path} after epoch {self.epoch} (step {self.step})",
+                  file=sys.stderr)
             changed = {k: (v, getattr(self.cfg, k)) for k, v in state["config"].items()
                        if k not in ("resume",) and hasattr(self.cfg, k) and getattr(self.cfg, k) != v}
             if changed:  # allowed (e.g. more epochs), but the run is no longer one recipe
                 print("warning: config differs from the checkpoint's: " + ", ".join(
-                    f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+                    f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()),
+                    file=sys.stderr)
 
     def _resumed_average(self, path: Path, saved: dict | None) -> WeightSum:
         """The running sum saved in `path`; for a checkpoint written before there was one,
@@ -216,10 +178,10 @@ class Trainer:
             folders = run_epochs(self.output_dir, expected[0], expected[-1])
             average, _ = sum_folders(folders.values(), list(folders))
         if average.tags != expected:
-            raise ValueError(f"{path} holds the weight sum of epochs {average.tags or 'none'}, but "
-                             f"average_from_epoch={self.cfg.average_from_epoch} after "
-                             f"{self.epoch} epochs asks for {expected or 'none'}; resume with the "
-                             "average_from_epoch the run started with")
+            raise FrosterError(f"{path} holds the weight sum of epochs {average.tags or 'none'}, but "
+                               f"average_from_epoch={self.cfg.average_from_epoch} after "
+                               f"{self.epoch} epochs asks for {expected or 'none'}; resume with the "
+                               "average_from_epoch the run started with")
         return average
 
     def accumulate_average(self) -> None:
@@ -287,7 +249,7 @@ class Trainer:
         """This rank's micro-batches of one epoch, grouped per optimiser step."""
         set_epoch(self.loader, epoch)
         group = []
-        for batch in self.loader:
+        for batch in batches(self.loader):
             failures.add(batch)
             group.append(batch)
             if len(group) == self.cfg.grad_accum:
@@ -330,9 +292,10 @@ class Trainer:
                             failed_videos=len(log.paths),
                             fallback_videos=len(log.fallback_paths), **means)
             print(f"epoch {self.epoch}/{self.cfg.epochs}: " +
-                  "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)")
+                  "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)",
+                  file=sys.stderr)
             if log.failures or log.fallbacks:
-                print(log.report())
+                print(log.report(), file=sys.stderr)
             self.train_failures.update(dict.fromkeys(f.message for f in log.failures))
         return means
 
@@ -376,7 +339,7 @@ class Trainer:
             write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names,
                          record=build_record(cfg, self.info, files))
             self.logger.log("eval", self.step, name=name, **metrics.summary())
-            print(f"eval {name}: {metrics.describe()}")
+            print(f"eval {name}: {metrics.describe()}", file=sys.stderr)
         return metrics
 
     # -- the run -------------------------------------------------------------------
@@ -409,7 +372,8 @@ class Trainer:
         if self.averaging:
             if self.info.is_main:
                 folder = self.write_average()
-                print(f"averaged epochs {cfg.average_from_epoch}..{cfg.epochs} into {folder}")
+                print(f"averaged epochs {cfg.average_from_epoch}..{cfg.epochs} into {folder}",
+                      file=sys.stderr)
             barrier()
             result["average"] = str(self.output_dir / "average")
             if cfg.val_list:
@@ -454,7 +418,7 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
             write_record(record | {"videos": {"evaluated": metrics.evaluated,
                                               "total": metrics.total,
                                               "failed": len(metrics.failed)}}, output_dir)
-            print(f"zero-shot: {metrics.describe()}")
+            print(f"zero-shot: {metrics.describe()}", file=sys.stderr)
         result["eval"] = metrics.summary()
     return result
 
