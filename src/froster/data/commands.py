@@ -10,6 +10,53 @@ import argparse
 
 from ..cli_options import add_parser, progress, progress_option
 
+CHECK_DESCRIPTION = """\
+Check every entry of a video list before a run, the way training and evaluation will
+load it: the file exists, opens and has a video stream; the frame count, duration and
+frame rate that `sampling: reference` relies on are there and agree (the cases where
+it falls back to another way of sampling are named); every test view and the last
+training clip decode; the label is in the class file.
+
+Writes into --output (default: LIST's folder, LIST_STEM_check/):
+  report.json       counts per problem and every entry with a problem
+  report.txt        the short table printed here
+  STEM_clean.EXT    the list without its broken entries (the input is never changed)
+  entries.jsonl     finished entries: a killed check goes on where it stopped when run
+                    again (entries whose file changed since are checked again)
+
+Broken (left out of the cleaned list): missing, empty, not_a_video, truncated,
+no_video_stream, undecodable, decoder_crash, label_not_in_class_file.
+Warnings (kept; the video loads but is sampled another way, as the training report
+counts): no_frame_count, no_frame_rate, bad_duration, late_start, no_timestamps,
+short_window, ffmpeg_error, seek_failed, negative_timestamps, frames_short_of_duration.
+
+Exit status: 0 all fine (warnings allowed, unless --strict), 1 some broken (listed),
+2 the check cannot run (unreadable list or class file, bad options).
+`froster train ... check_data=true` runs the same check on train_list and val_list
+first and refuses to start while entries are broken.
+"""
+
+PREPARE_DESCRIPTION = """\
+Re-encode a dataset for fast decoding: every video under SRC_ROOT (or every one that
+the --list files name) becomes H.264 at the given short side (the long side in
+proportion, both even) with a keyframe every --keyint frames, tuned for fast decoding
+(--tune), at the same relative path and file name under DST_ROOT. Kept: every decoded
+frame with its timestamp (time base and pts), the frame rate, the display rotation.
+Dropped: audio. Matroska/WebM inputs stay Matroska (--container auto) so the reference
+sampling takes the same path on the copy; --container mp4 writes MP4 for all.
+
+Lists and class files need no change: train with data_root=DST_ROOT. Lists inside
+SRC_ROOT (without --list: every .csv, .txt and .json file there) are copied unchanged.
+
+Each output is written to a hidden .NAME.partial file and renamed when complete;
+DST_ROOT/prepare_log.jsonl records finished videos, so running the same command again
+goes on where a killed run stopped. Unreadable inputs are listed and skipped (all in
+DST_ROOT/prepare_report.json). The pixels and the decoded frame count may differ from
+the originals (docs/fidelity.md).
+
+Exit status: 0 every video written, 1 some inputs skipped (listed), 2 cannot run.
+"""
+
 
 def _workers(value: str) -> int:
     workers = int(value)
@@ -114,16 +161,15 @@ def register(subparsers) -> None:
                    help="only the videos this list names (paths relative to SRC_ROOT); may "
                         "be given several times (default: every video file under SRC_ROOT)")
     q.add_argument("--short-side", type=int, default=320, metavar="PX",
-                   help="short side of the copies in pixels, even (default 320)")
+                   help="short side of the copies in pixels, even")
     q.add_argument("--keyint", type=int, default=16, metavar="FRAMES",
-                   help="a keyframe every this many frames (default 16)")
-    q.add_argument("--crf", type=int, default=23, help="x264 quality, 0 (lossless) .. 51 "
-                                                       "(default 23, x264's own)")
-    q.add_argument("--preset", default="medium", help="x264 speed preset (default medium)")
+                   help="a keyframe every this many frames")
+    q.add_argument("--crf", type=int, default=23, help="x264 quality, 0 (lossless) .. 51")
+    q.add_argument("--preset", default="medium", help="x264 speed preset; veryfast: half the time, 1.4 dB lower PSNR")
     q.add_argument("--tune", choices=("fastdecode", "none"), default="fastdecode",
                    help="fastdecode: x264's tuning for fast decoding (CAVLC, no deblocking "
-                        "filter; about 2x faster to decode, files ~15%% larger; default); "
-                        "none: x264's defaults")
+                        "filter; about 2x faster to decode, files ~15%% larger); none: x264's "
+                        "own settings")
     q.add_argument("--container", choices=("auto", "mp4"), default="auto",
                    help="auto: Matroska for Matroska/WebM inputs (the reference sampling "
                         "takes the same path on the copy), MP4 for the rest; mp4: MP4 for all")
