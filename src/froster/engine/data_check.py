@@ -18,8 +18,9 @@ from .inputs import list_file, require_data_root
 
 def check_run_data(cfg: Config, info: DistInfo) -> None:
     """Check train_list (unless zero_shot) and val_list into OUTPUT_DIR/data_check/KEY/;
-    raise FrosterError (one line) if any entry is broken. Rank 0 checks first; the other
-    ranks then find its finished log and reach the same verdict."""
+    raise FrosterError (one line) if any entry is broken. Rank 0 checks first, in one
+    process per core (nothing else runs meanwhile; num_workers=0: in this process), and
+    the other ranks then find its finished log and reach the same verdict."""
     from ..data.check import CheckSettings, check_list
     from ..data.jobs import cpu_cores
 
@@ -36,7 +37,7 @@ def check_run_data(cfg: Config, info: DistInfo) -> None:
         output = Path(cfg.output_dir) / "data_check" / key
         with main_first(info):
             result = check_list(path, cfg.data_root or None, class_file or None, settings,
-                                workers=cpu_cores() if cfg.num_workers else 0, output=output,
+                                workers=0 if cfg.num_workers == 0 else cpu_cores(), output=output,
                                 progress=cfg.progress and info.is_main)
         report = output / "report.txt"
         if result.broken:
