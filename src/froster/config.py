@@ -59,6 +59,7 @@ class Config:
     num_workers: int | None = None         # decoding workers per rank; none: the cores per rank less one
     decode_timeout: float = 120.0          # seconds one video may take to decode in a worker before it counts as failed (0: no limit)
     flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
+    check_data: bool = False               # `froster data check` train_list and val_list first; refuse to start while entries are broken
     # optimisation
     epochs: int = 12
     batch_size: int = 32                   # global: over all ranks and accumulation steps

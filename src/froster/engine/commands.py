@@ -247,7 +247,10 @@ def register(subparsers) -> None:
                     "`froster train b2n_k400 epochs=2 resume=latest`. Several processes: "
                     "`torchrun --nproc_per_node 8 -m froster.cli train ...`. Progress goes to "
                     "stderr; stdout gets a summary of what the run made (--json: the whole "
-                    "result as JSON).")
+                    "result as JSON). With check_data=true the run first checks train_list "
+                    "and val_list as `froster data check` does (into OUTPUT_DIR/data_check/) "
+                    "and refuses to start while entries are broken, naming the report and a "
+                    "cleaned list to pass instead.")
     p.add_argument("config", nargs="*", metavar=CONFIG_METAVAR, help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print the run's result as JSON")
     p.add_argument("--list-configs", action="store_true",

@@ -446,6 +446,9 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
 
 def train(cfg: Config, info: DistInfo) -> dict:
     """Train (or, with zero_shot, only evaluate) as the config says; resumes if asked."""
+    if cfg.check_data:
+        from .data_check import check_run_data
+        check_run_data(cfg, info)
     if cfg.zero_shot:
         return zero_shot(cfg, info)
     trainer = Trainer(cfg, info)
