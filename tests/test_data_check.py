@@ -323,5 +323,5 @@ def test_train_with_check_data_refuses_broken_lists_and_names_the_cleaned_one(tm
     code, out, err = run("train", *[f"{k}={v}" for k, v in (values | {
         "train_list": cleaned}).items()])
     assert code == 0, err[-2000:]
-    assert "check_data: train_list: 4 videos, none broken" in out
-    assert "check_data: val_list: 4 videos, none broken" in out
+    assert "check_data: train_list: 4 videos, none broken" in err  # progress: stderr
+    assert "check_data: val_list: 4 videos, none broken" in err

@@ -52,7 +52,7 @@ class FrozenTeacher:
         return self
 
     def _apply(self, fn) -> None:
-        self.encoder._apply(fn)
+        self.encoder._apply(fn)  # torch's hook for .to()/.half(): the teacher follows the student
         self._text_cache.clear()
 
     def set_dtype(self, dtype: torch.dtype) -> None:

@@ -61,6 +61,11 @@ class VideoCLIP(nn.Module):
         self.backbone.attach(clip)
 
     @property
+    def standard_vit(self) -> bool:
+        """Whether the visual tower is open_clip's plain ViT (run block by block here)."""
+        return self._standard_vit
+
+    @property
     def logit_scale(self) -> torch.Tensor:
         return self.clip.logit_scale
 
@@ -93,6 +98,8 @@ class VideoCLIP(nn.Module):
             return features.view(-1, frames, features.shape[-1])
         visual = self.clip.visual
         kernel = self.attention_kernel("visual")
+        # open_clip's private VisionTransformer._embeds/_pool (open_clip_torch >= 2.32): the
+        # tower's own patch/position embedding and read-out, with the blocks run by us
         x = visual._embeds(images.to(visual.conv1.weight.dtype))
         x = run_blocks(visual.transformer.resblocks, x, self.backbone.step(frames, kernel),
                        self.grad_checkpointing)

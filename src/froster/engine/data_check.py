@@ -8,6 +8,7 @@ Entries that load but are sampled another way (warnings) are reported and kept.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..config import Config
@@ -48,4 +49,4 @@ def check_run_data(cfg: Config, info: DistInfo) -> None:
             warned = (f", {result.warned} sampled another way ({result.counts('warning')})"
                       if result.warned else "")
             print(f"check_data: {key}: {result.total} videos, none broken{warned}; "
-                  f"report: {report}")
+                  f"report: {report}", file=sys.stderr)
