@@ -32,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import PeakRSS  # noqa: E402
 
-from froster.checkpoint import export_imported, load_student, read_student  # noqa: E402
+from froster.checkpoint import export_imported, load_student  # noqa: E402
+from froster.interop import read_checkpoint  # noqa: E402
 from froster.clip import create_clip  # noqa: E402
 from froster.interop import recorded_config  # noqa: E402
 
@@ -49,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         torch.save({"model_state": state}, tmp / "swa_2_22.pth")
-        export_imported(read_student(tmp / "swa_2_22.pth"), tmp / "imported")
+        export_imported(read_checkpoint(tmp / "swa_2_22.pth"), tmp / "imported")
         heads = {f"projector_{h}.{i}.weight": torch.zeros(512, 512) for h in "vt" for i in (0, 2)}
         teacher = {f"raw_model.{k}": v.clone() for k, v in clip.state_dict().items()}
         moments = {i: {"exp_avg": v.clone(), "exp_avg_sq": v.clone()}

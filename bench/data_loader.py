@@ -34,7 +34,9 @@ import numpy as np
 import torch
 
 from froster.data import VideoDataset, VideoItem, build_loader, open_video, read_video_info
-from froster.data.sampling import ClipSpec, get_sampling, reference, train_clip_indices
+from froster.data.sampling import get_sampling, reference
+from froster.data.sampling.uniform import train_clip_indices
+from froster.data.views import ViewSpec
 from froster.data.synthetic import write_video
 from froster.data.transforms import train_transform
 
@@ -104,7 +106,7 @@ def raw_reference_window(path: str, start_pts: int, end_pts: int, span: float, n
     return sum(a.shape[0] for a in out)
 
 
-def reference_job(path: str, rng: random.Random, spec: ClipSpec) -> tuple:
+def reference_job(path: str, rng: random.Random, spec: ViewSpec) -> tuple:
     """The window the reference rule decodes for a clip drawn with `rng` (path A)."""
     with av.open(path) as container:
         stream = container.streams.video[0]

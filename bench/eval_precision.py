@@ -41,7 +41,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _measure import k400_class_texts  # noqa: E402
 
-from froster.inference.api import Recognizer, find_videos  # noqa: E402
+from froster.inference.api import Recognizer
+from froster.inference.videos import find_videos  # noqa: E402
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 

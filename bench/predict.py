@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from froster.inference.api import Recognizer, find_videos
+from froster.inference.api import Recognizer
+from froster.inference.videos import find_videos
 from froster.inference.predict import predict
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"

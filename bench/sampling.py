@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from froster.data import ClipSpec, open_video
+from froster.data import ViewSpec, open_video
 from froster.data.sampling import reference, uniform
 
 VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -31,9 +31,9 @@ def time_rule(rule, paths, mode: str) -> float:
     for k, path in enumerate(paths):
         with open_video(path, apply_rotation=False) as video:
             if mode == "test":
-                rule.test_views(video, ClipSpec())
+                rule.test_views(video, ViewSpec())
             else:
-                rule.train_clip(video, ClipSpec(), random.Random(k))
+                rule.train_clip(video, ViewSpec(), random.Random(k))
     return time.perf_counter() - start
 
 

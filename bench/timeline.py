@@ -39,8 +39,9 @@ import av
 import torch
 from _measure import PeakRSS, track_large_allocations
 
-from froster.inference.api import Recognizer, find_videos
-from froster.inference.timeline_output import run_timeline
+from froster.inference.api import Recognizer
+from froster.inference.videos import find_videos
+from froster.inference.timeline.output import run_timeline
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 LABELS = ["yoga", "arm wrestling", "cleaning pool", "making a cake"]

@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from _shared import SHARED, require
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 logging.getLogger().setLevel(logging.ERROR)
 
 
 @pytest.fixture
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip(f"shared test material not found at {SHARED}")
-    return SHARED
+    return require(SHARED)
 
 
 @pytest.fixture
@@ -61,9 +59,26 @@ def cli_with(monkeypatch, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A froster checkpoint folder of a random-weight froster-tiny student (seed 0)."""
-    from froster.checkpoint import StudentSpec, build_student, export_student
+    from froster.checkpoint import build_student, export_student
+    from froster.student_spec import StudentSpec
 
     torch.manual_seed(0)
     spec = StudentSpec(model="froster-tiny", pretrained=None)
     student, _ = build_student(spec)
     return export_student(student, spec, tmp_path_factory.mktemp("ckpt"))
+
+
+@pytest.fixture
+def checkpoint_calls(monkeypatch):
+    """[n]: how many blocks ran under activation checkpointing (so a test can tell that the
+    checkpointed path ran, not only that its flag was set)."""
+    from froster import temporal
+
+    calls, original = [0], temporal.checkpoint
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(temporal, "checkpoint", counting)
+    return calls

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from _engine_data import TINY, tiny_config, tiny_dataset
 
 from froster import backbones
-from froster.checkpoint import StudentSpec, export_student, load_student
+from froster.checkpoint import export_student, load_student
+from froster.student_spec import StudentSpec
 from froster.distill import Froster
 from froster.engine.distributed import DistInfo
 from froster.engine.train import Trainer
@@ -307,17 +308,22 @@ def assert_same_step(a, b, atol=1e-5):
     for key in ("loss", "ce", "distill_visual", "distill_text", "logits"):
         torch.testing.assert_close(getattr(terms_a, key), getattr(terms_b, key), atol=atol, rtol=1e-4)
     assert grads_a.keys() == grads_b.keys() and len(grads_a) > 10
-    for name in grads_a:
-        torch.testing.assert_close(grads_a[name], grads_b[name], atol=atol, rtol=1e-4, msg=name)
+    for name in grads_a:  # float noise grows with the gradient's scale (token rows reach ~16)
+        scale = max(1.0, float(grads_a[name].abs().max()))
+        torch.testing.assert_close(grads_a[name], grads_b[name], atol=atol * scale, rtol=1e-4,
+                                   msg=name)
 
 
 @pytest.mark.parametrize("temporal", ALL)
-def test_gradient_checkpointing_gives_identical_gradients(tiny_clip, batch, temporal):
+def test_gradient_checkpointing_gives_identical_gradients(tiny_clip, batch, temporal,
+                                                         checkpoint_calls):
     clip, _ = tiny_clip
     model = froster_of(clip, temporal)
     plain = step(model, *batch)
+    assert checkpoint_calls[0] == 0
     model.student.set_grad_checkpointing(True)
     checkpointed = step(model, *batch)
+    assert checkpoint_calls[0] >= len(clip.visual.transformer.resblocks)
     assert_same_step(plain, checkpointed, atol=1e-6)
 
 
@@ -460,7 +466,7 @@ def test_every_command_takes_every_backbone(data, tmp_path, temporal, capsys):
                  str(exported), "--index", str(tmp_path / "index.safetensors"), "--no-cache",
                  "--frames", "2", "--views", "1", "--workers", "0", "--no-progress",
                  "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["video"] == "clip.mp4"
+    assert json.loads(capsys.readouterr().out)[0]["video"] == "clip.mp4"
 
 
 @pytest.mark.slow

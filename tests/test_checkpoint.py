@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from froster.checkpoint import StudentSpec, export_student, load_student
+from froster.checkpoint import export_student, load_student
+from froster.student_spec import StudentSpec
 from froster.model import VideoCLIP
 
 

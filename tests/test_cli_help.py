@@ -3,6 +3,7 @@ module outside the standard library: the CLI loads the heavy libraries only when
 runs. Checked in a fresh interpreter through sys.modules, for whatever sub-commands exist."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -42,7 +43,8 @@ SCRIPT = textwrap.dedent("""
                 pass
         now = foreign()
         report[" ".join(argv) or "(top)"] = {"usage": out.getvalue().startswith("usage:"),
-                                            "foreign": listed(now - seen)}
+                                            "foreign": listed(now - seen),
+                                            "text": out.getvalue()}
         seen = now
     print(json.dumps(report))
 """)
@@ -72,3 +74,36 @@ def test_cli_makes_idle_openmp_threads_sleep_unless_the_user_chose():
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                 env=run_env, timeout=60)
         assert result.stdout.split() == expected.split(), result.stderr[-2000:]
+
+
+def option_helps(text: str) -> dict[str, str]:
+    """Each option's help paragraph in a --help text, by its first flag."""
+    helps, current = {}, None
+    for line in text.splitlines():
+        match = re.match(r"^  (-[-\w]+)", line)
+        if match:
+            current = match.group(1)
+            helps[current] = line
+        elif current and line.startswith("    "):
+            helps[current] += " " + line.strip()
+        else:
+            current = None
+    return helps
+
+
+def test_every_option_shows_its_default_once():
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+                            timeout=120)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    checked = 0
+    for command, entry in report.items():
+        for flag, text in option_helps(entry.get("text", "")).items():
+            checked += 1
+            assert "(default: None)" not in text and "(default: False)" not in text, (command, text)
+            assert text.count("default") <= 1, (command, text)
+    assert checked > 100
+    # predict's and eval's view flags are the same, and name their config keys
+    predict, evaluate = (option_helps(report[c]["text"]) for c in ("predict", "eval"))
+    for flag, key in (("--frames", "num_frames"), ("--views", "test_views"),
+                      ("--sampling", "sampling"), ("--precision", "eval_precision")):
+        assert f"config: {key}" in predict[flag] and f"config: {key}" in evaluate[flag]

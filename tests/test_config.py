@@ -20,7 +20,7 @@ def test_defaults_are_the_reference_recipe():
     assert (cfg.lr, cfg.warmup_start_lr, cfg.min_lr, cfg.warmup_epochs) == (3.33e-6, 3.33e-8, 3.33e-8, 2.0)
     assert (cfg.weight_decay, cfg.clip_grad, cfg.distill_weight, cfg.alpha) == (0.01, 1.0, 2.0, 0.1)
     assert (cfg.test_views, cfg.test_crops, cfg.average_from_epoch) == (3, 1, 2)
-    assert cfg.shard_text is False and cfg.zero_shot is False
+    assert cfg.shard_text is None and cfg.zero_shot is False  # none: on whenever world_size > 1 (exact)
     assert cfg.sampling == "reference" and cfg.apply_rotation is False  # the reference's decoder
 
 
@@ -105,3 +105,31 @@ def test_configs_cover_every_row_of_the_paper_tables():
     assert frozen.zero_shot and frozen.temporal == "mean"
     vifi = load_config(CONFIGS[0].parent / "b2n_ssv2_vificlip.yaml")
     assert not vifi.distill and vifi.temporal == "mean"
+
+
+def test_shipped_configs_are_found_by_name(capsys):
+    from froster.cli import main
+    from froster.config import CONFIG_DIR, find_config, load_config
+    from froster.errors import MissingFileError
+
+    assert find_config("b2n_k400") == CONFIG_DIR / "b2n_k400.yaml"
+    assert find_config("b2n_k400.yaml") == CONFIG_DIR / "b2n_k400.yaml"
+    assert load_config(find_config("cross_k400")).epochs == 22  # the reference's recipe
+    with pytest.raises(MissingFileError, match="Did you mean b2n_k400"):
+        find_config("b2n_k4000")
+    with pytest.raises(MissingFileError, match="config file not found: nowhere/b2n_k400.yaml"):
+        find_config("nowhere/b2n_k400.yaml")
+    assert main(["train", "--list-configs"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "b2n_k400" in listed and "cross_k400_aim_finetune" in listed and len(listed) >= 29
+
+
+def test_the_configs_ship_inside_the_package():
+    import tomllib
+    from pathlib import Path
+
+    from froster.config import CONFIG_DIR
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "configs/*.yaml" in project["tool"]["setuptools"]["package-data"]["froster"]
+    assert CONFIG_DIR.parent.name == "froster" and len(list(CONFIG_DIR.glob("*.yaml"))) >= 29

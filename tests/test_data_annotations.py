@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import pytest
+from _shared import SHARED, require
 
 from froster.data.annotations import AnnotationError, read_annotations, read_class_names
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+BENCH = SHARED / "benchmarks"
 
 
 def write(tmp_path, name, text):
@@ -115,9 +116,7 @@ VIFI = {"hmdb": ("hmdb_51", 26, 25), "k400": ("kinetics_400", 200, 200),
 
 @pytest.fixture
 def bench():
-    if not BENCH.is_dir():
-        pytest.skip(f"shared benchmark files not found at {BENCH}")
-    return BENCH
+    return require(BENCH, "shared benchmark files")
 
 
 def test_froster_base_to_novel_splits(bench):

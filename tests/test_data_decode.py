@@ -7,12 +7,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from _shared import SHARED, require
 
 from froster.data import decode
 from froster.data.decode import VideoDecodeError, decode_frames, read_video_info
 from froster.data.synthetic import read_frame_index, write_video
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
+VIDEOS = SHARED / "videos"
 
 CODECS = {
     "mp4": dict(codec="libx264", options={"crf": "0"}),
@@ -30,8 +31,7 @@ def indices_of(frames):
 # -- the real clips ----------------------------------------------------------------------
 @pytest.fixture
 def real_clips():
-    if not VIDEOS.is_dir():
-        pytest.skip(f"shared videos not found at {VIDEOS}")
+    require(VIDEOS, "shared videos")
     with open(VIDEOS / "clips.csv") as f:
         return [VIDEOS / row["file"] for row in csv.DictReader(f)]
 
@@ -120,9 +120,9 @@ def test_rotation_metadata_is_applied(tmp_path, degrees, k):
 
 def test_rotate_helper_direction():
     a = np.arange(6).reshape(2, 3)
-    assert decode._rotate(a, 90).tolist() == [[2, 5], [1, 4], [0, 3]]  # counter-clockwise
-    assert decode._rotate(a, -90).tolist() == [[3, 0], [4, 1], [5, 2]]
-    assert decode._rotate(a, 0) is a
+    assert decode.rotate_frame(a, 90).tolist() == [[2, 5], [1, 4], [0, 3]]  # counter-clockwise
+    assert decode.rotate_frame(a, -90).tolist() == [[3, 0], [4, 1], [5, 2]]
+    assert decode.rotate_frame(a, 0) is a
 
 
 def test_short_and_one_frame_videos(tmp_path):

@@ -7,8 +7,9 @@ from froster.data import (
     FailureLog, ShardedSampler, VideoDataset, VideoItem, build_loader, read_annotations, set_epoch,
 )
 from froster.data.synthetic import read_frame_index, write_video
+from froster.data.views import ViewSpec
 
-SMALL = dict(num_frames=2, sampling_rate=4, size=16, short_side_range=(16, 20))
+SMALL = dict(view=ViewSpec(num_frames=2, sampling_rate=4), size=16, short_side_range=(16, 20))
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_train_gives_up_with_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("world_size", [1, 3])
 def test_eval_sees_every_video_once_and_lists_failures(videos, world_size):
-    ds = VideoDataset(videos, mode="test", num_views=2, **SMALL)
+    ds = VideoDataset(videos, mode="test", **SMALL | {"view": SMALL["view"].replace(num_views=2)})
     log = FailureLog()
     indices, failed_index = [], []
     for rank in range(world_size):
@@ -109,7 +110,7 @@ def test_eval_sees_every_video_once_and_lists_failures(videos, world_size):
 
 
 def test_eval_batch_of_only_bad_videos(videos):
-    ds = VideoDataset(videos[6:], mode="test", num_views=1, **SMALL)
+    ds = VideoDataset(videos[6:], mode="test", **SMALL | {"view": SMALL["view"].replace(num_views=1)})
     batch = next(iter(build_loader(ds, batch_size=2, num_workers=0)))
     assert batch["video"].shape == (0, 1, 2, 3, 16, 16) and batch["label"].shape == (0,)
     assert [f.path for f in batch["failed"]] == [videos[6].path, videos[7].path]
@@ -132,3 +133,69 @@ def test_sharded_sampler():
     assert [list(s) for s in samplers] != shards
     with pytest.raises(ValueError, match="rank 3"):
         ShardedSampler(10, 3, 3)
+
+
+def test_persistent_workers_see_each_epoch_and_a_resumed_epoch_is_its_tail(videos):
+    """The epoch travels in the sampler's keys, so workers that outlive an epoch still draw
+    that epoch's clips; a start offset gives exactly the rest of the epoch."""
+    ds = VideoDataset(good_only(videos), mode="train", seed=2, **SMALL)
+    persistent = build_loader(ds, batch_size=2, num_workers=2, seed=2)
+    fresh = build_loader(ds, batch_size=2, num_workers=0, seed=2)
+    assert persistent.persistent_workers and not fresh.persistent_workers
+    for epoch in (0, 1, 2):
+        set_epoch(persistent, epoch)
+        set_epoch(fresh, epoch)
+        for x, y in zip(run_epoch(persistent), run_epoch(fresh), strict=True):
+            assert torch.equal(x["video"], y["video"]) and torch.equal(x["index"], y["index"])
+    set_epoch(fresh, 1)
+    whole = run_epoch(fresh)
+    set_epoch(fresh, 1, start=2)  # one batch of 2 already taken
+    tail = run_epoch(fresh)
+    assert len(tail) == len(whole) - 1
+    for x, y in zip(tail, whole[1:], strict=True):
+        assert torch.equal(x["video"], y["video"]) and torch.equal(x["index"], y["index"])
+
+
+def test_a_video_that_hangs_the_decoder_is_named_and_skipped(videos, monkeypatch):
+    import time
+
+    from froster.data import dataset as dataset_module
+
+    real_open = dataset_module.open_video
+
+    def open_video(path, *args, **kwargs):
+        if path.endswith("good 3.mp4"):
+            time.sleep(30)  # a decoder stuck on one file
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "open_video", open_video)  # inherited by forked workers
+    ds = VideoDataset(good_only(videos), mode="train", decode_timeout=0.5, **SMALL)
+    log = FailureLog()
+    start = time.monotonic()
+    batches = run_epoch(build_loader(ds, batch_size=2, num_workers=1), log)
+    assert time.monotonic() - start < 20 and len(batches) == 3
+    assert [f.path for f in log.failures] == [ds.items[3].path]
+    assert "decoding took longer than 0.5 s (decode_timeout)" in log.failures[0].message
+
+
+def test_a_stalled_loader_names_the_videos_of_the_late_batch(videos, monkeypatch):
+    """Where the time limit cannot interrupt the decoder (stuck outside Python), the wait for
+    the batch ends with an error that names the batch's videos, not a silent stall."""
+    import time
+
+    from froster.data import dataset as dataset_module
+    from froster.data.loader import LoaderStalled, batches
+
+    real_open = dataset_module.open_video
+
+    def open_video(path, *args, **kwargs):
+        if path.endswith("good 4.mp4"):
+            time.sleep(30)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "open_video", open_video)
+    ds = VideoDataset(good_only(videos), mode="test", **SMALL)  # no per-video limit
+    loader = build_loader(ds, batch_size=2, num_workers=1, timeout=2)
+    with pytest.raises(LoaderStalled, match="batch 3 of this epoch.*good 4.mp4, .*good 5.mp4"):
+        for _ in batches(loader):
+            pass

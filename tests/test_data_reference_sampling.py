@@ -9,15 +9,18 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from _shared import SHARED, require
 import torch
 
 from froster.data import VideoDataset, VideoItem, open_video
 from froster.data.decode import VideoDecodeError
-from froster.data.sampling import ClipSpec, reference, test_view_indices
+from froster.data.sampling import reference
+from froster.data.sampling.uniform import test_view_indices
+from froster.data.views import ViewSpec
 from froster.data.sampling.timestamps import decode_window, decode_windows
 from froster.data.synthetic import read_frame_index, write_video
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
+VIDEOS = SHARED / "videos"
 
 CODECS = {
     "mp4": dict(codec="libx264", options={"crf": "0"}),
@@ -91,7 +94,7 @@ def rule_indices(d: Decoded, **kwargs):
     return [indices(clip) for clip in rule(d, **kwargs)]
 
 
-def ours(path, spec=ClipSpec(), start=None, mode="test"):
+def ours(path, spec=ViewSpec(), start=None, mode="test"):
     with open_video(path, apply_rotation=False) as video:
         if mode == "test":
             return reference.test_views(video, spec)
@@ -115,14 +118,15 @@ def test_method_md_example_through_the_dataset(clip300):
     assert views == rule_indices(Decoded(clip300))
     assert sample["fallback"] == []
     # the uniform option keeps the even sampling: [172, 190, ..., 299] for view 3
-    uniform = VideoDataset([VideoItem(clip300, 0, 1)], mode="test", size=32, sampling="uniform")
+    uniform = VideoDataset([VideoItem(clip300, 0, 1)], mode="test", size=32,
+                           view=ViewSpec(sampling="uniform"))
     assert [indices(v) for v in uniform[0]["video"]] == test_view_indices(300, 30)
     assert test_view_indices(300, 30)[2] == [172, 190, 208, 226, 244, 262, 280, 299]
 
 
 def test_one_view_starts_at_the_beginning_on_path_a(clip300):
     # delta * 0 / 1: the reference's single view is the first window, not the centre
-    one = ours(clip300, ClipSpec(num_views=1))
+    one = ours(clip300, ViewSpec(num_views=1))
     assert indices(one.frames) == [0, 18, 36, 54, 72, 90, 108, 112]
     assert indices(one.frames) == rule_indices(Decoded(clip300), views=1)[0]
 
@@ -135,8 +139,7 @@ REAL = ["apply_eye_makeup.avi", "arm_wrestling.mp4", "playing_basketball.mp4",
 @pytest.mark.parametrize("name", REAL)
 def test_real_clips_give_the_reference_frames(name):
     path = VIDEOS / name
-    if not path.is_file():
-        pytest.skip(f"shared videos not found at {VIDEOS}")
+    require(path, "a shared video")
     d = Decoded(path)
     assert d.duration is not None  # path A: MP4, AVI and this GIF report a duration
     expected = rule(d)
@@ -151,8 +154,7 @@ def test_real_clips_give_the_reference_frames(name):
 
 def test_avi_timestamps_out_of_order_are_sorted_as_the_reference_does():
     path = VIDEOS / "apply_eye_makeup.avi"
-    if not path.is_file():
-        pytest.skip(f"shared videos not found at {VIDEOS}")
+    require(path, "a shared video")
     d = Decoded(path)
     order = [pts for pts, _ in d.frames]
     assert order[:4] == [1, 2, 4, 3]  # PyAV's pts for this packed-B-frame AVI
@@ -178,8 +180,9 @@ def test_generated_files_through_the_dataset(generated, ext):
     path = generated[ext]
     d = Decoded(path)
     assert (d.duration is not None) == (ext not in ("mkv", "webm"))  # path A or path B
-    spec = dict(num_frames=8, sampling_rate=16, target_fps=30, size=16, short_side_range=(16, 18))
-    test = VideoDataset([VideoItem(path, 0, 1)], mode="test", num_views=3, **spec)[0]
+    spec = dict(view=ViewSpec(num_frames=8, sampling_rate=16, target_fps=30, num_views=3), size=16,
+                short_side_range=(16, 18))
+    test = VideoDataset([VideoItem(path, 0, 1)], mode="test", **spec)[0]
     assert [indices(v) for v in test["video"]] == rule_indices(d) and test["fallback"] == []
     train = VideoDataset([VideoItem(path, 0, 1)], mode="train", **spec)
     delta = d.delta_a() if d.duration is not None else max(200 - 128, 0)
@@ -196,7 +199,7 @@ def test_views_whose_seeks_land_together_share_one_decoding_pass(generated, name
         calls = []
         decode_from = video.decode_from
         video.decode_from = lambda seek: calls.append(seek) or decode_from(seek)
-        got = reference.test_views(video, ClipSpec())
+        got = reference.test_views(video, ViewSpec())
     # a keyframe at 0 only: one pass; keyframes every 25 frames (x264's scene cuts on these
     # frames): the views' seeks land on different keyframes, one pass each
     assert len(calls) == passes
@@ -220,7 +223,7 @@ def test_the_training_start_is_drawn_uniformly(clip300):
 def test_float32_linspace_as_the_reference(tmp_path):
     # 27 fps, 32 frames x 8: float32 linspace gives 110 at sample 15 where float64 gives 111
     path = write_video(tmp_path / "v27.mp4", 260, width=32, height=24, fps=27, options={"crf": "0"})
-    spec = ClipSpec(num_frames=32, sampling_rate=8, num_views=1)
+    spec = ViewSpec(num_frames=32, sampling_rate=8, num_views=1)
     got = indices(ours(path, spec).frames)
     span = 8 * 32 / 30 * 27
     assert got[15] == 110 and int(15 * (span - 1) / 31) == 111
@@ -285,7 +288,8 @@ def test_fallback_video_is_counted_in_the_dataset_and_loader(tmp_path):
     path, _ = fallback_case(tmp_path, "no frame count")
     items = [VideoItem(good, 0, 1), VideoItem(path, 1, 2)]
     for mode in ("train", "test"):
-        dataset = VideoDataset(items, mode=mode, size=16, short_side_range=(16, 18), num_views=2)
+        dataset = VideoDataset(items, mode=mode, size=16, short_side_range=(16, 18),
+                               view=ViewSpec(num_views=2))
         log = FailureLog()
         for batch in build_loader(dataset, batch_size=2, num_workers=0, drop_last=False):
             log.add(batch)
@@ -371,8 +375,7 @@ def test_shared_pass_gives_each_window_its_own_frames():
 
 def test_window_memory_is_bounded_but_the_result_is_not_changed():
     avi = VIDEOS / "apply_eye_makeup.avi"
-    if not avi.is_file():
-        pytest.skip(f"shared videos not found at {VIDEOS}")
+    require(avi, "a shared video")
     with open_video(avi, apply_rotation=False) as video:
         every = decode_window(video, 10, 120, set(), depth=None)
         last = len(every.pts) - 1

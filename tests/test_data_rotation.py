@@ -6,6 +6,7 @@ import pytest
 
 from froster.config import load_config
 from froster.data import VideoDataset, VideoItem
+from froster.data.views import ViewSpec
 from froster.data.synthetic import write_video
 from froster.engine.evaluate import eval_dataset
 
@@ -39,11 +40,11 @@ def test_training_and_evaluation_ignore_rotation_by_default(rotated, tmp_path, s
     cfg = load_config(overrides=[f"sampling={sampling}"])
     assert cfg.apply_rotation is False
     item = VideoItem(rotated, 0, 1)
-    small = dict(num_frames=2, sampling_rate=4, size=16, short_side_range=(16, 18),
-                 sampling=sampling)
-    assert white_side(VideoDataset([item], mode="test", **small)[0]["video"]) == "top"
-    assert white_side(VideoDataset([item], mode="train", **small)[0]["video"]) == "top"
-    assert white_side(VideoDataset([item], mode="test", apply_rotation=True,
+    view = ViewSpec(num_frames=2, sampling_rate=4, sampling=sampling)
+    small = dict(size=16, short_side_range=(16, 18))
+    assert white_side(VideoDataset([item], mode="test", view=view, **small)[0]["video"]) == "top"
+    assert white_side(VideoDataset([item], mode="train", view=view, **small)[0]["video"]) == "top"
+    assert white_side(VideoDataset([item], mode="test", view=view.replace(apply_rotation=True),
                                    **small)[0]["video"]) == "left"
     # the engine's datasets read the config
     lst = tmp_path / "val.csv"
@@ -52,7 +53,7 @@ def test_training_and_evaluation_ignore_rotation_by_default(rotated, tmp_path, s
         cfg = load_config(overrides=[f"apply_rotation={value}", f"sampling={sampling}",
                                      "num_frames=2", "sampling_rate=4"])
         dataset = eval_dataset(cfg, str(lst), 1, 16)
-        assert dataset.apply_rotation is (value == "true") and dataset.sampling == sampling
+        assert dataset.view.apply_rotation is (value == "true") and dataset.view.sampling == sampling
         assert white_side(dataset[0]["video"]) == side
 
 
@@ -72,7 +73,7 @@ def test_recognizer_applies_rotation_unless_told_not_to(rotated):
                                        num_workers=0)
     stored = Recognizer.from_pretrained("froster-tiny", None, device="cpu", use_cache=False,
                                         num_workers=0, apply_rotation=False)
-    assert shown.apply_rotation is True and shown.sampling == "reference"
+    assert shown.view.apply_rotation is True and shown.view.sampling == "reference"
     assert white_side(shown.load_video(rotated)) == "left"
     assert white_side(stored.load_video(rotated)) == "top"
     assert shown.view_settings != stored.view_settings  # caches and run keys tell them apart
@@ -86,13 +87,13 @@ def test_recognizer_applies_rotation_unless_told_not_to(rotated):
 @pytest.mark.parametrize("command", ["predict", "search"])
 def test_cli_flags_reach_the_recognizer(rotated, command):
     from froster.cli import build_parser
-    from froster.inference.commands import _load
+    from froster.cli_options import load_recognizer
 
     head = [command, str(rotated), "--labels", "a,b"] if command == "predict" \
         else [command, str(rotated), "a query"]
     model = ["--model", "froster-tiny", "--pretrained", "none", "--device", "cpu", "--no-cache"]
-    default = _load(build_parser().parse_args(head + model))
-    assert default.apply_rotation is True and default.sampling == "reference"
-    flagged = _load(build_parser().parse_args(head + model + ["--ignore-rotation",
+    default = load_recognizer(build_parser().parse_args(head + model))
+    assert default.view.apply_rotation is True and default.view.sampling == "reference"
+    flagged = load_recognizer(build_parser().parse_args(head + model + ["--ignore-rotation",
                                                               "--sampling", "uniform"]))
-    assert flagged.apply_rotation is False and flagged.sampling == "uniform"
+    assert flagged.view.apply_rotation is False and flagged.view.sampling == "uniform"

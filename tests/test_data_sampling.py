@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from froster.data import VideoDataset, VideoItem
-from froster.data.sampling import clip_size, test_view_indices, train_clip_indices
+from froster.data.views import ViewSpec
+from froster.data.sampling.uniform import clip_size, test_view_indices, train_clip_indices
 from froster.data.synthetic import read_frame_index, write_video
 from froster.data.transforms import normalize, short_side_resize, test_transform, train_transform
 
@@ -69,9 +70,10 @@ def frame_indices(video):
 
 def test_test_dataset_returns_the_views(video60):
     # 4 frames x stride 8 at 30 fps = 64 source frames at 60 fps; starts 0, 68, 136
-    ds = VideoDataset([VideoItem(video60, 3, 1)], mode="test", num_frames=4, sampling_rate=8,
-                      target_fps=30, num_views=3, num_crops=3, size=16, short_side_range=(16, 20),
-                      sampling="uniform")
+    view = ViewSpec(num_frames=4, sampling_rate=8, target_fps=30, num_views=3, num_crops=3,
+                    sampling="uniform")
+    ds = VideoDataset([VideoItem(video60, 3, 1)], mode="test", view=view, size=16,
+                      short_side_range=(16, 20))
     sample = ds[0]
     assert sample["video"].shape == (9, 4, 3, 16, 16) and sample["video"].dtype == torch.uint8
     assert sample["label"] == 3 and sample["failed"] == []
@@ -83,9 +85,9 @@ def test_test_dataset_returns_the_views(video60):
 
 @pytest.mark.parametrize("stride, target_fps", [(2, 30), (8, 30), (4, 15)])
 def test_train_dataset_returns_the_clip(video60, stride, target_fps):
-    ds = VideoDataset([VideoItem(video60, 0, 1)], mode="train", num_frames=4, sampling_rate=stride,
-                      target_fps=target_fps, size=16, short_side_range=(16, 24), seed=5,
-                      sampling="uniform")
+    view = ViewSpec(num_frames=4, sampling_rate=stride, target_fps=target_fps, sampling="uniform")
+    ds = VideoDataset([VideoItem(video60, 0, 1)], mode="train", view=view, size=16,
+                      short_side_range=(16, 24), seed=5)
     for epoch in (0, 1):
         ds.set_epoch(epoch)
         sample = ds[0]

@@ -70,7 +70,7 @@ def test_used_token_rows_give_the_updates_of_the_whole_table(corpus):
     applied at the end, ends where optimising the whole 49408-row table does."""
     from dataclasses import replace
 
-    from froster.demo.pretrain import _lr_at
+    from froster.demo.pretrain import lr_at
 
     cfg = replace(CFG, steps=8)
     whole = pretrain(cfg, corpus=corpus).clip.state_dict()
@@ -81,6 +81,6 @@ def test_used_token_rows_give_the_updates_of_the_whole_table(corpus):
     torch.manual_seed(cfg.seed)  # the initial table, as pretrain draws it
     row = create_clip(cfg.model)[0].token_embedding.weight.detach()[40000].clone()
     for step in range(cfg.steps):  # a word no caption has: decay alone, step by step
-        row.mul_(1 - _lr_at(step, cfg) * cfg.weight_decay)
+        row.mul_(1 - lr_at(step, cfg) * cfg.weight_decay)
     assert torch.equal(used["token_embedding.weight"][40000], row)
     assert torch.equal(whole["token_embedding.weight"][40000], row)

@@ -60,6 +60,10 @@ def test_loss_equals_hand_computation(tiny_clip):
     torch.nn.init.normal_(model.projector_v.fc2.weight, std=0.1)
     torch.nn.init.normal_(model.projector_t.fc2.weight, std=0.1)
     clip, tokenizer = tiny_clip
+    torch.manual_seed(3)
+    with torch.no_grad():  # a student that has moved away from its teacher (a swap would show)
+        for p in clip.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
     video, labels, templates = torch.randn(2, 4, 3, 32, 32), torch.tensor([1, 0]), (9, BARE_INDEX)
     terms = model(video, labels, bank, templates)
 
@@ -76,6 +80,8 @@ def test_loss_equals_hand_computation(tiny_clip):
     zt = model.projector_t(classes_s)
     visual = (1 - (zv * frames_t).sum(-1) / zv.norm(dim=-1)).mean()
     text = (1 - (zt * classes_t).sum(-1) / zt.norm(dim=-1)).mean()
+    assert (frames_s.flatten(0, 1) - frames_t).abs().max() > 1e-2  # student and teacher differ
+    assert (classes_s - classes_t).abs().max() > 1e-2
     assert torch.allclose(terms.ce, ce, atol=1e-5)
     assert torch.allclose(terms.distill_visual, visual, atol=1e-5)
     assert torch.allclose(terms.distill_text, text, atol=1e-5)

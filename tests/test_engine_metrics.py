@@ -5,7 +5,7 @@ import torch
 
 from froster.engine.metrics import compute_metrics
 from froster.engine.schedule import learning_rate
-from froster.engine.train import param_groups
+from froster.engine.optim import param_groups
 
 
 def test_metrics_on_known_logits():

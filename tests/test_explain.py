@@ -339,7 +339,7 @@ def test_a_region_the_model_ignores_gets_no_relevance(one_thread, temporal, meth
 def test_unsupported_models_and_options_are_refused(one_thread):
     model = student("mean")
     video, cls = torch.randn(1, 2, 3, 32, 32), classifier(model)
-    with pytest.raises(ValueError, match="method must be one of gradient, rollout"):
+    with pytest.raises(ValueError, match="method='saliency': expected one of gradient, rollout"):
         explain_clips(model, video, cls, method="saliency")
     with pytest.raises(ValueError, match="head fusion must be one of mean, max"):
         explain_clips(model, video, cls, head_fusion="min")

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from froster.checkpoint import StudentSpec, build_student, export_student
+from froster.checkpoint import build_student, export_student
+from froster.student_spec import StudentSpec
 from froster.clip import create_clip
 from froster.inference.api import Recognizer
 
@@ -131,7 +132,7 @@ def test_explain_gives_the_same_clear_errors_as_predict(cli, checkpoints, shared
     # unreadable videos: the message predict gives for the same file
     (tmp_path / "notes.mp4").write_text("this is not a video")
     for bad in (tmp_path / "notes.mp4", tmp_path / "missing.mp4"):
-        code, out, _ = cli("predict", bad, "--labels", LABELS, "--checkpoint", ckpt, "--format", "json")
+        code, out, _ = cli("predict", bad, "--labels", LABELS, "--checkpoint", ckpt, "--format", "jsonl")
         message = json.loads(out)["error"]
         code, _, err = cli("explain", bad, "--labels", LABELS, "--checkpoint", ckpt, "-o", tmp_path / "x.png")
         assert code == 2 and err.strip() == f"froster explain: error: {message}"

@@ -15,6 +15,7 @@ from froster.model import VideoCLIP
 from froster.prompts import BARE_INDEX, PromptBank
 from froster.sharding import shard_sizes
 
+
 CLASSES = [f"Action {i}: a person doing action {i} " + "slowly " * (i % 4) for i in range(7)]
 
 
@@ -61,12 +62,25 @@ def test_fused_attention_equals_unfused(setup, padding):
     assert_same_step(fast, slow)
 
 
+def lengths_seen(model) -> list[int]:
+    """The token lengths the student's text tower is run at (hooked on its embedding)."""
+    seen = []
+    model.student.clip.token_embedding.register_forward_hook(
+        lambda module, args, out: seen.append(args[0].shape[1]))
+    return seen
+
+
 def test_trimmed_text_equals_77_token_padding(setup):
     clip, bank, video, labels = setup
     torch.manual_seed(0)
-    trimmed = step(froster(clip, trim_text=True), bank, video, labels)
+    fast = froster(clip, trim_text=True)
+    fast_lengths = lengths_seen(fast)
+    trimmed = step(fast, bank, video, labels)
     torch.manual_seed(0)
-    padded = step(froster(clip, trim_text=False), bank, video, labels)
+    slow = froster(clip, trim_text=False)
+    slow_lengths = lengths_seen(slow)
+    padded = step(slow, bank, video, labels)
+    assert fast_lengths and max(fast_lengths) < 77 and set(slow_lengths) == {77}  # it trimmed
     assert_same_step(trimmed, padded)
 
 
@@ -80,13 +94,16 @@ def test_teacher_text_cache_equals_reencoding(setup):
     assert_same_step(cached, step(model, bank, video, labels))
 
 
-def test_activation_checkpointing_equals_plain(setup):
+def test_activation_checkpointing_equals_plain(setup, checkpoint_calls):
     clip, bank, video, labels = setup
     torch.manual_seed(0)
     model = froster(clip)
     plain = step(model, bank, video, labels)
     model.student.set_grad_checkpointing(True)
-    assert_same_step(plain, step(model, bank, video, labels))
+    checkpointed = step(model, bank, video, labels)
+    blocks = len(clip.visual.transformer.resblocks) + len(clip.transformer.resblocks)
+    assert checkpoint_calls[0] >= blocks  # every block of both towers (the text tower once per bucket)
+    assert_same_step(plain, checkpointed)
 
 
 def test_compile_gives_the_same_step(setup):
@@ -95,7 +112,10 @@ def test_compile_gives_the_same_step(setup):
     model = froster(clip)
     plain = step(model, bank, video, labels)
     model.student.enable_compile(backend="aot_eager")
-    assert_same_step(plain, step(model, bank, video, labels))
+    compiled = step(model, bank, video, labels)
+    calls = model.student.compiled_calls
+    assert calls["compiled"] >= 2 and calls["eager"] == 0  # both towers ran compiled
+    assert_same_step(plain, compiled)
 
 
 def test_compile_failure_falls_back_to_eager(setup):
@@ -111,6 +131,7 @@ def test_compile_failure_falls_back_to_eager(setup):
     model.student.enable_compile(backend=broken_backend)
     with pytest.warns(UserWarning, match="falling back to eager"):
         fallback = step(model, bank, video, labels)
+    assert model.student.compiled_calls["compiled"] == 0 < model.student.compiled_calls["eager"]
     assert_same_step(plain, fallback)
 
 

@@ -7,12 +7,14 @@ import time
 import pytest
 import torch
 
-from froster.checkpoint import StudentSpec, build_student, export_student
-from froster.data import ClipSpec, VideoDataset, normalize, open_video
+from froster.checkpoint import build_student, export_student
+from froster.student_spec import StudentSpec
+from froster.data import ViewSpec, VideoDataset, normalize, open_video
 from froster.data.sampling import reference
 from froster.data.annotations import VideoItem
 from froster.data.decode import VideoDecodeError
-from froster.inference.api import Recognizer, find_videos
+from froster.inference.api import Recognizer
+from froster.inference.videos import find_videos
 from froster.inference.search import INDEX_FILE, VideoIndex, search_folder
 from froster.prompts import ALL_PROMPTS, PromptBank
 
@@ -48,7 +50,7 @@ def videos(shared_dir):
 def view_frames(path):
     """A file's 3 test views as the reference sampler decodes them, uint8 (3, 8, H, W, 3)."""
     with open_video(path) as video:
-        frames = reference.test_views(video, ClipSpec()).frames
+        frames = reference.test_views(video, ViewSpec()).frames
     return frames.view(3, 8, *frames.shape[1:])
 
 
@@ -83,13 +85,13 @@ def test_logits_equal_the_evaluation_path(recognizer, videos, clip):
 def test_logits_equal_the_engine_evaluation(recognizer, videos, tmp_path):
     """Against the training engine's evaluation: its default test settings, its dataset,
     its 29-prompt classifier and its view-summed logits, on the same videos."""
-    evaluate = pytest.importorskip("froster.engine.evaluate")
     from froster.config import Config
+    from froster.engine import evaluate
 
     cfg = Config()
     assert (cfg.num_frames, cfg.sampling_rate, cfg.target_fps, cfg.test_views, cfg.test_crops) == \
-        (recognizer.num_frames, recognizer.sampling_rate, recognizer.target_fps,
-         recognizer.num_views, 1)
+        (recognizer.view.num_frames, recognizer.view.sampling_rate, recognizer.view.target_fps,
+         recognizer.view.num_views, recognizer.view.num_crops)
     clips = ["yoga.mp4", "apply_eye_makeup.avi"]
     list_file = tmp_path / "test.csv"
     list_file.write_text("".join(f"{videos / c},{i}\n" for i, c in enumerate(clips)))
@@ -141,7 +143,7 @@ def test_text_cache_hit_skips_the_text_tower(checkpoint, tmp_path, monkeypatch):
     def no_text_tower(*args, **kwargs):
         raise AssertionError("the text tower ran although the embeddings were cached")
 
-    monkeypatch.setattr(second.model, "encode_text", no_text_tower)
+    monkeypatch.setattr(second.model, "run_text", no_text_tower)
     assert torch.equal(second.label_embeddings(LABELS), expected)
     assert second.cache.hits == 1 and second.text_tower_calls == 0
     # other labels, order or templates are other entries

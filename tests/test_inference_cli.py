@@ -37,7 +37,7 @@ def inputs(shared_dir, tmp_path):
 
 def test_predict_json_lines_with_bad_files(cli, checkpoint, inputs, shared_dir):
     code, out, err = cli("predict", *inputs, "--labels", LABELS, "--checkpoint", checkpoint,
-                         "--format", "json", "--top-k", "0", "--workers", "2")
+                         "--format", "jsonl", "--top-k", "0", "--workers", "2")
     assert code == 1  # finished, but some videos could not be read
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == 12
@@ -58,7 +58,7 @@ def test_predict_json_lines_with_bad_files(cli, checkpoint, inputs, shared_dir):
 def test_predict_matches_the_api(cli, checkpoint, shared_dir, tmp_path):
     clip = shared_dir / "videos" / "hitting_baseball.mp4"
     code, out, _ = cli("predict", clip, "--labels", LABELS, "--checkpoint", checkpoint,
-                       "--format", "json", "--top-k", "3", "--workers", "0")
+                       "--format", "jsonl", "--top-k", "3", "--workers", "0")
     assert code == 0
     [record] = [json.loads(line) for line in out.splitlines()]
     expected = Recognizer.from_checkpoint(checkpoint, device="cpu", cache_dir=tmp_path / "c") \
@@ -73,7 +73,7 @@ def test_predict_matches_the_api(cli, checkpoint, shared_dir, tmp_path):
 def test_predict_options_reach_the_api(cli, checkpoint, shared_dir, tmp_path, flags, options):
     clip = shared_dir / "videos" / "hitting_baseball.mp4"
     code, out, _ = cli("predict", clip, "--labels", "hitting baseball,yoga,swimming", "--checkpoint",
-                       checkpoint, "--format", "json", "--top-k", "0", "--workers", "0",
+                       checkpoint, "--format", "jsonl", "--top-k", "0", "--workers", "0",
                        "--device", "cpu", *flags)
     assert code == 0
     [record] = [json.loads(line) for line in out.splitlines()]
@@ -118,7 +118,7 @@ def test_predict_label_file_with_descriptions(cli, checkpoint, shared_dir, tmp_p
     assert sum(float(r["probability"]) for r in rows) == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
 def test_predict_resumes_and_skips_done_videos(checkpoint, shared_dir, tmp_path, fmt, monkeypatch):
     rec = Recognizer.from_checkpoint(checkpoint, device="cpu", cache_dir=tmp_path / "c", num_workers=0)
     videos = sorted(str(p) for p in (shared_dir / "videos").iterdir()
@@ -129,9 +129,11 @@ def test_predict_resumes_and_skips_done_videos(checkpoint, shared_dir, tmp_path,
     labels = LABELS.split(",")
     first = predict(rec, videos[:4] + [str(bad)], labels, top_k=2, fmt=fmt, output=output)
     assert first.ok == 4 and len(first.failed) == 1
-    # simulate a run killed in the middle of writing a record
-    with output.open("a") as f:
-        f.write('{"video": "/x.mp4", "sta' if fmt == "json" else f"{videos[5]},ok,1,yoga")
+    if fmt == "json":  # one document, rewritten whole: never cut off
+        assert [r["status"] for r in json.loads(output.read_text())] == ["ok"] * 4 + ["error"]
+    else:  # simulate a run killed in the middle of writing a record
+        with output.open("a") as f:
+            f.write('{"video": "/x.mp4", "sta' if fmt == "jsonl" else f"{videos[5]},ok,1,yoga")
 
     decoded = []
     original = rec.stream
@@ -139,8 +141,9 @@ def test_predict_resumes_and_skips_done_videos(checkpoint, shared_dir, tmp_path,
     second = predict(rec, videos + [str(bad)], labels, top_k=2, fmt=fmt, output=output)
     assert second.skipped == 4 and second.ok == len(videos) - 4
     assert decoded == videos[4:] + [str(bad)]  # failed videos are tried again
-    if fmt == "json":
-        records = [json.loads(line) for line in output.read_text().splitlines()]
+    if fmt in ("json", "jsonl"):
+        text = output.read_text()
+        records = json.loads(text) if fmt == "json" else [json.loads(x) for x in text.splitlines()]
         seen = [r["video"] for r in records]
     else:
         rows = list(csv.DictReader(output.open()))
@@ -203,7 +206,7 @@ def test_usage_errors(cli, checkpoint, shared_dir, tmp_path):
 
 def test_random_weights_through_the_cli(cli, shared_dir):
     code, out, _ = cli("predict", shared_dir / "videos" / "yoga.mp4", "--labels", "a,b,c",
-                       "--model", "froster-tiny", "--pretrained", "none", "--format", "json",
+                       "--model", "froster-tiny", "--pretrained", "none", "--format", "jsonl",
                        "--template", "a video of {}.")
     assert code == 0 and len(json.loads(out)["predictions"]) == 3
 
@@ -214,7 +217,7 @@ def test_search_cli(cli, checkpoint, shared_dir, tmp_path):
     for clip in (shared_dir / "videos").iterdir():
         (folder / clip.name).symlink_to(clip)
     code, out, err = cli("search", folder, "a person doing yoga", "--checkpoint", checkpoint,
-                         "--format", "json")
+                         "--format", "jsonl")
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["rank"] for r in records] == list(range(1, 10))

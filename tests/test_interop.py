@@ -14,11 +14,12 @@ from _foreign import (reference_cfg, reference_model_state, reference_training_c
                       swa_checkpoint, vificlip_checkpoint)
 from safetensors.torch import load_file
 
-from froster.checkpoint import StudentSpec, export_student, load_student, read_student
+from froster.checkpoint import export_student, load_student
 from froster.cli import main
 from froster.clip import create_clip, resolve_quick_gelu
 from froster.interop import read_checkpoint
 from froster.model import VideoCLIP
+from froster.student_spec import StudentSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -252,23 +253,17 @@ def test_bad_files_get_a_message_naming_the_file(case, source, tmp_path, capsys)
     assert not (tmp_path / "out").exists()
 
 
-def test_temporal_types_froster_lacks_yet_are_named(source, tmp_path):
-    from froster.interop.temporal_types import froster_has
-    if froster_has("aim"):
-        pytest.skip("froster has the AIM backbone: see test_adapter_backbones_import")
-    path = save(broken(source, lambda o: o.update(cfg=reference_cfg("aim"))), tmp_path / "aim.pth")
-    with pytest.raises(ValueError, match="temporal type 'aim' is froster's 'aim', which froster "
-                                         "does not have yet"):
-        read_checkpoint(path)
+def test_every_reference_temporal_type_is_a_froster_backbone():
+    from froster.backbones import names
+    from froster.interop.temporal_types import TO_FROSTER
+
+    assert set(TO_FROSTER.values()) <= set(names())
 
 
 @pytest.mark.parametrize("ours, theirs", [("aim", "aim"), ("st_adapter", "stadapt_zeroinit"),
                                           ("adaptformer", "adapter")])
 def test_adapter_backbones_import(ours, theirs, source, tmp_path):
     """Table 3 backbones: the adapters sit in the visual blocks under the reference's names."""
-    from froster.interop.temporal_types import froster_has
-    if not froster_has(ours):
-        pytest.skip(f"froster has no {ours} backbone in this build")
     clip, _, tokenizer = source
     student = VideoCLIP(copy.deepcopy(clip), ours)
     torch.manual_seed(6)
@@ -327,7 +322,7 @@ def test_export_to_the_reference_layout_round_trips(temporal, source, tmp_path, 
     assert cfg["DATA"] == {"NUM_FRAMES": 8, "SAMPLING_RATE": 16}
     back = read_checkpoint(out)
     assert back.spec.temporal == temporal and back.spec.model == "froster-tiny"
-    ours = read_student(tmp_path / "ours")
+    ours = read_checkpoint(tmp_path / "ours")
     assert back.weights.keys() == ours.weights.keys()
     assert all(torch.equal(back.weights[k], ours.weights[k]) for k in ours.weights)
     reloaded, _, _ = load_student(out)
@@ -410,7 +405,7 @@ def test_predict_takes_a_released_checkpoint_file(source, tmp_path, capsys):
     video = tmp_path / "clip.mp4"
     write_video(video, 40, width=48, height=32)
     assert main(["predict", str(video), "--labels", "juggling,abseiling", "--checkpoint", str(path),
-                 "--device", "cpu", "--workers", "0", "--no-cache", "--format", "json",
+                 "--device", "cpu", "--workers", "0", "--no-cache", "--format", "jsonl",
                  "--no-progress"]) == 0
     captured = capsys.readouterr()
     row = json.loads(captured.out.splitlines()[0])
@@ -419,5 +414,5 @@ def test_predict_takes_a_released_checkpoint_file(source, tmp_path, capsys):
     assert "FROSTER reference checkpoint" in captured.err
     from froster.inference.api import Recognizer
     recognizer = Recognizer.from_checkpoint(path, device="cpu", use_cache=False)
-    assert recognizer.num_frames == 4  # the checkpoint's DATA.NUM_FRAMES
+    assert recognizer.view.num_frames == 4  # the checkpoint's DATA.NUM_FRAMES
     assert recognizer.identity.startswith("imported:neighbor:")

@@ -202,3 +202,21 @@ def test_bad_options_are_rejected(tiny_clip):
         VideoCLIP(clip, neighbor_padding="reflect")
     with pytest.raises(ValueError, match="batch, frames"):
         VideoCLIP(clip).encode_frames(torch.randn(2, 3, 32, 32))
+
+
+def test_a_resnet_clip_runs_as_mean_and_the_other_backbones_say_why_not():
+    """`mean` takes any open_clip visual tower; the rest need a plain ViT (README)."""
+    import open_clip
+
+    from froster.backbones import names
+    from froster.errors import FrosterError
+
+    clip = open_clip.CLIP(embed_dim=32, vision_cfg={"layers": (1, 1, 1, 1), "width": 16,
+                                                     "image_size": 64, "head_width": 16},
+                          text_cfg={"context_length": 77, "vocab_size": 49408, "width": 32,
+                                    "heads": 2, "layers": 1})
+    frames = VideoCLIP(clip, "mean").encode_frames(torch.randn(1, 2, 3, 64, 64))
+    assert frames.shape == (1, 2, 32)
+    for name in set(names()) - {"mean"}:
+        with pytest.raises(FrosterError, match="needs a plain open_clip ViT.*ModifiedResNet"):
+            VideoCLIP(clip, name)

@@ -11,7 +11,7 @@ from froster.cli import main
 from froster.config import load_config
 from froster.data import read_annotations, read_class_names
 from froster.engine.distributed import DistInfo
-from froster.protocols import CROSS, harmonic_mean, mean_std, run_b2n, run_cross
+from froster.engine.protocols import CROSS, harmonic_mean, mean_std, run_b2n, run_cross
 
 NOVEL = ["Rowing: a person rows a boat", "Surfing: a person rides a wave"]
 

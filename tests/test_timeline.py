@@ -382,14 +382,14 @@ def test_a_first_ctrl_c_on_a_pipe_ends_the_data_without_raising_anywhere():
     raises; the usual handler comes back after."""
     import signal
 
-    from froster.data.stream import _PipeReader
+    from froster.data.pipe import PipeReader
 
     # as in a terminal (a script's background job starts with SIGINT ignored: see below)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     read_fd, write_fd = os.pipe()
     try:
         os.write(write_fd, b"x" * 10)
-        reader = _PipeReader(read_fd)
+        reader = PipeReader(read_fd)
         buffer = bytearray(4)
         assert reader.readinto(buffer) == 4
         signal.raise_signal(signal.SIGINT)  # would raise KeyboardInterrupt under the default
@@ -410,18 +410,18 @@ def test_a_pipe_leaves_an_ignored_ctrl_c_alone_and_restores_it_when_it_cannot_op
     dead reader would swallow the program's next Ctrl-C)."""
     import signal
 
-    from froster.data import stream
+    from froster.data import pipe, stream
 
     pipes = []
 
-    class Reader(stream._PipeReader):  # "-" reads a pipe of this test's instead of stdin
+    class Reader(pipe.PipeReader):  # "-" reads a pipe of this test's instead of stdin
         def __init__(self, fd=0):
             pipes.append(os.pipe())
             os.write(pipes[-1][1], b"not a video at all " * 100)
             os.close(pipes[-1][1])
             super().__init__(pipes[-1][0])
 
-    monkeypatch.setattr(stream, "_PipeReader", Reader)
+    monkeypatch.setattr(pipe, "PipeReader", Reader)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         Reader()

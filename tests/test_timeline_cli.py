@@ -20,7 +20,7 @@ from PIL import Image
 import froster
 from froster.data.synthetic import write_video
 from froster.inference.api import Recognizer
-from froster.inference.render import PALETTE, AnnotatedVideo, output_size
+from froster.inference.timeline.render import PALETTE, AnnotatedVideo, output_size
 
 LABELS = "red,green,blue"
 
@@ -33,7 +33,7 @@ def checkpoint(tiny_checkpoint):
 @pytest.fixture
 def cli(cli_with, one_thread):
     """The real dispatcher with only this area's commands."""
-    return cli_with("froster.inference.commands")
+    return cli_with("froster.inference.timeline.command")
 
 
 def colour_frames(i, w, h):

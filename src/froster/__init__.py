@@ -1,6 +1,6 @@
 """froster: open-vocabulary video action recognition with FROSTER."""
 
-__version__ = "0.1.0"
+from .version import __version__
 
 # The public API; torch and open_clip are imported on first use, so `import froster` stays light.
 __all__ = ["__version__", "Recognizer", "load_model", "classify_video"]
@@ -15,7 +15,9 @@ def load_model(checkpoint=None, model=None, pretrained="openai", device=None, **
     from .inference.api import Recognizer
 
     if (checkpoint is None) == (model is None):
-        raise ValueError("give either checkpoint= or model= (with pretrained=)")
+        from .errors import FrosterError
+
+        raise FrosterError("give either checkpoint= or model= (with pretrained=)")
     if checkpoint is not None:
         return Recognizer.from_checkpoint(checkpoint, device=device, **options)
     return Recognizer.from_pretrained(model, pretrained, device=device, **options)

@@ -1,42 +1,25 @@
 """The student alone, exported for inference: `model.safetensors` + `config.json` in a
-folder. The teacher and the projectors are training-only and never exported by training
-(`froster import` keeps a foreign file's heads beside it, in projectors.safetensors, for
-`train init=`). Other projects' checkpoint files are read through froster.interop."""
+folder (the layout: `froster.interop.froster_folder`). The teacher and the projectors are
+training-only and never exported by training (`froster import` keeps a foreign file's
+heads beside it, in projectors.safetensors, for `train init=`). Every checkpoint, a folder
+or another project's file, is read through `froster.interop.read_checkpoint`."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
-from . import __version__
 from .clip import create_clip
+from .errors import FrosterError
+from .files import atomic_write
+from .interop import read_checkpoint
+from .interop.froster_folder import CONFIG_FILE, PROJECTORS_FILE, WEIGHTS_FILE
 from .model import VideoCLIP
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-PROJECTORS_FILE = "projectors.safetensors"  # FROSTER's heads, when imported with them
-
-
-@dataclass
-class StudentSpec:
-    """Everything needed to rebuild a student before loading its weights."""
-
-    model: str = "ViT-B-16"
-    pretrained: str | None = "openai"
-    quick_gelu: bool | None = None
-    temporal: str = "neighbor"
-    neighbor_padding: str = "zeros"
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "StudentSpec":
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+from .student_spec import StudentSpec
+from .version import __version__
 
 
 def build_student(spec: StudentSpec, device="cpu"):
@@ -64,8 +47,8 @@ def write_checkpoint(folder: str | os.PathLike, weights: dict, config: dict) -> 
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic(folder / WEIGHTS_FILE, lambda p: save_file(weights, p))
-    _atomic(folder / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2)))
+    atomic_write(folder / WEIGHTS_FILE, lambda p: save_file(weights, p))
+    atomic_write(folder / CONFIG_FILE, lambda p: Path(p).write_text(json.dumps(config, indent=2)))
     return folder
 
 
@@ -74,47 +57,6 @@ def export_student(student: VideoCLIP, spec: StudentSpec, folder: str | os.PathL
     """Write the student's weights and config atomically into `folder`."""
     state = {k: v.detach().contiguous().cpu() for k, v in student.clip.state_dict().items()}
     return write_checkpoint(folder, state, student_config(student, spec, extra))
-
-
-def froster_folder(path: str | os.PathLike) -> Path | None:
-    """The export folder `path` names (the folder, or its config/weights file), else None."""
-    path = Path(path)
-    if path.is_dir():
-        return path
-    if path.name in (CONFIG_FILE, WEIGHTS_FILE, PROJECTORS_FILE):
-        return path.parent
-    return None
-
-
-def read_student(path: str | os.PathLike, trust_pickle: bool = False, **options):
-    """An `ImportedStudent` (spec, weights, heads, recorded config) from an export folder
-    or, through froster.interop, from another project's checkpoint file."""
-    from safetensors.torch import load_file
-
-    from .interop.imported import ImportedStudent
-
-    folder = froster_folder(path)
-    if folder is None:
-        from .interop import read_checkpoint
-        return read_checkpoint(path, trust_pickle=trust_pickle, **options)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for needed in (config_path, weights_path):
-        if not needed.is_file():
-            raise FileNotFoundError(
-                f"{needed} not found: a froster checkpoint is a folder with {CONFIG_FILE} and "
-                f"{WEIGHTS_FILE} (made by `froster train`, `froster average`, `froster export` "
-                f"or `froster import`)")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path} is not valid JSON: {err}") from None
-    spec = StudentSpec.from_dict(config)
-    spec.pretrained = None  # the weights come from the checkpoint, not a download
-    heads = load_file(str(folder / PROJECTORS_FILE)) if (folder / PROJECTORS_FILE).is_file() else None
-    extra = config.get("extra") or {}
-    return ImportedStudent(spec=spec, weights=load_file(str(weights_path)), heads=heads,
-                           kind="froster checkpoint", source=str(weights_path), format="froster",
-                           config=extra.get("config") or {}, saved=config)
 
 
 def build_imported(imported, device="cpu"):
@@ -132,9 +74,9 @@ def load_imported_weights(clip, weights: dict, does_not_fit: str) -> None:
     result = clip.load_state_dict(weights, strict=False)
     missing = [k for k in result.missing_keys if k != "logit_bias"]
     if missing or result.unexpected_keys:
-        raise ValueError(f"{does_not_fit}: {len(missing)} missing weights (e.g. {missing[:3]}), "
-                         f"{len(result.unexpected_keys)} unexpected (e.g. "
-                         f"{result.unexpected_keys[:3]})")
+        raise FrosterError(f"{does_not_fit}: {len(missing)} missing weights (e.g. {missing[:3]}), "
+                           f"{len(result.unexpected_keys)} unexpected (e.g. "
+                           f"{result.unexpected_keys[:3]})")
 
 
 def load_student(path: str | os.PathLike, device="cpu", trust_pickle: bool = False,
@@ -145,7 +87,7 @@ def load_student(path: str | os.PathLike, device="cpu", trust_pickle: bool = Fal
 
     Files are read with `torch.load(weights_only=True)`; `trust_pickle` allows a file that
     needs full unpickling (only for files from a trusted source)."""
-    imported = read_student(path, trust_pickle=trust_pickle, **options)
+    imported = read_checkpoint(path, trust_pickle=trust_pickle, **options)
     student, tokenizer = build_imported(imported, device)
     if imported.saved is not None:
         return student, tokenizer, imported.saved
@@ -170,7 +112,7 @@ def export_imported(imported, folder: str | os.PathLike, student=None) -> Path:
     target = folder / PROJECTORS_FILE
     if imported.heads:
         heads = {k: v.detach().contiguous().cpu() for k, v in imported.heads.items()}
-        _atomic(target, lambda p: save_file(heads, p))
+        atomic_write(target, lambda p: save_file(heads, p))
     elif target.exists():
         target.unlink()
     return folder
@@ -178,18 +120,3 @@ def export_imported(imported, folder: str | os.PathLike, student=None) -> Path:
 
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def _atomic(target: Path, write) -> None:
-    """Write to a temporary file beside `target`, then rename: a crash leaves the old file."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; keep the usual mode
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,5 +1,9 @@
 """`froster` command line: a thin layer over the library. Each area registers its own
-sub-commands (training/evaluation, prediction/search, the demo)."""
+sub-commands (training/evaluation, prediction/search, the demo, ...).
+
+A user's mistake (`froster.errors.FrosterError`: a bad argument, a missing file, weights
+that cannot be had) prints as one line and exits with 2; any other error is a bug and
+shows its traceback; `--debug` shows the traceback of both."""
 
 from __future__ import annotations
 
@@ -17,49 +21,36 @@ import sys
 DEFAULT_OMP_WAIT_POLICY = "PASSIVE"
 
 COMMAND_MODULES = (
-    "froster.engine.commands",     # train, eval, average, export, benchmark
-    "froster.inference.commands",  # predict, search
-    "froster.demo.commands",       # demo
-    "froster.interop.commands",    # import
-    "froster.explain.commands",    # explain
+    "froster.engine.commands",              # train, eval, average, export, benchmark, diff
+    "froster.inference.commands",           # predict, search
+    "froster.inference.timeline.command",   # timeline
+    "froster.explain.commands",             # explain
+    "froster.interop.commands",             # import
+    "froster.demo.commands",                # demo
+    "froster.data.commands",                # data check, data prepare
+    "froster.serve.commands",               # serve
 )
 
 
-def guarded(run):
-    """Print the errors a user can fix as one line (no traceback) and exit with 2."""
-    def wrapper(args) -> int:
-        from .clip import WeightsUnavailableError
-        from .data.annotations import AnnotationError
-
-        try:
-            return run(args)
-        except (WeightsUnavailableError, AnnotationError, FileNotFoundError, ValueError) as err:
-            print(f"froster {args.command}: error: {err}", file=sys.stderr)
-            return 2
-    return wrapper
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_options import HelpFormatter
+    from .version import __version__
+
     parser = argparse.ArgumentParser(
-        prog="froster",
+        prog="froster", formatter_class=HelpFormatter,
         description="Open-vocabulary video action recognition with FROSTER: train CLIP on "
                     "videos with a frozen CLIP teacher, evaluate the paper's protocols, and "
                     "recognise actions in any video with any class names.")
-    from . import __version__
     parser.add_argument("--version", action="version", version=f"froster {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name or name.startswith(f"{err.name}."):  # area not in this build
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv=None) -> int:
+    from .errors import FrosterError
+
     logging.getLogger().setLevel(logging.ERROR)  # open_clip logs routine notices as warnings
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -74,7 +65,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as err:
+    except FrosterError as err:
+        if getattr(args, "debug", False):
+            raise
         print(f"froster {args.command}: error: {err}", file=sys.stderr)
         return 2
 

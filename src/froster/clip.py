@@ -12,16 +12,18 @@ from pathlib import Path
 import open_clip
 import torch
 
+from .errors import FrosterError
+
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(CONFIG_DIR)
 
 #: Tiny architectures shipped for tests and the offline demo (random weights).
 TINY_MODELS = ("froster-tiny",)
-_NO_WEIGHTS = (None, "", "none", "None", "random")
+NO_WEIGHTS = (None, "", "none", "None", "random")  # `pretrained` values meaning random weights
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(FrosterError):
     """Pretrained weights could not be had (no network, unknown tag, missing file)."""
 
 
@@ -46,11 +48,11 @@ def create_clip(model: str, pretrained: str | None = None, quick_gelu: bool | No
     archive, open_clip state dict, `.safetensors`) or None for random weights.
     """
     if model not in open_clip.list_models():
-        raise ValueError(f"unknown CLIP architecture {model!r}; open_clip knows: "
-                         f"{', '.join(sorted(open_clip.list_models()))}")
-    if pretrained in _NO_WEIGHTS:
+        raise FrosterError(f"unknown CLIP architecture {model!r}; open_clip knows: "
+                           f"{', '.join(sorted(open_clip.list_models()))}")
+    if pretrained in NO_WEIGHTS:
         clip = _build(model, quick_gelu=bool(quick_gelu))
-    elif _looks_like_path(pretrained):
+    elif looks_like_path(pretrained):
         state_dict, is_openai_archive = read_clip_weights(pretrained)
         if quick_gelu is None:
             quick_gelu = is_openai_archive
@@ -68,13 +70,13 @@ def resolve_quick_gelu(model: str, pretrained: str | None, quick_gelu: bool | No
     without loading it: `quick_gelu=None` means "as the weights say" (OpenAI's do)."""
     if quick_gelu is not None:
         return bool(quick_gelu)
-    if pretrained in _NO_WEIGHTS:
+    if pretrained in NO_WEIGHTS:
         return False
-    if _looks_like_path(pretrained):
+    if looks_like_path(pretrained):
         if not os.path.isfile(pretrained):
-            raise ValueError(f"{source}: cannot tell whether its CLIP uses QuickGELU: it was built "
-                             f"from {pretrained} (quick_gelu unset), which is not here; pass "
-                             f"quick_gelu=true (OpenAI weights) or false")
+            raise FrosterError(f"{source}: cannot tell whether its CLIP uses QuickGELU: it was built "
+                               f"from {pretrained} (quick_gelu unset), which is not here; pass "
+                               f"quick_gelu=true (OpenAI weights) or false")
         return is_torchscript_archive(pretrained)
     try:
         return bool(open_clip.get_pretrained_cfg(model, pretrained).get("quick_gelu", False))
@@ -133,7 +135,7 @@ def _clean(state_dict: dict) -> dict:
     return {k.removeprefix("module."): v for k, v in state_dict.items()}
 
 
-def _looks_like_path(pretrained: str) -> bool:
+def looks_like_path(pretrained: str) -> bool:
     return (os.sep in pretrained or pretrained.endswith(_WEIGHT_SUFFIXES)
             or os.path.isfile(pretrained))
 

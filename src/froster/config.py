@@ -1,6 +1,7 @@
 """The run configuration: one typed dataclass, set by a YAML file and `key=value` overrides.
 
     cfg = load_config("configs/b2n_k400.yaml", ["epochs=2", "lr=1e-5"])
+    cfg = load_config(find_config("b2n_k400"))    # a config shipped with the package, by name
 
 A YAML file may name another one with ``base: other.yaml`` (relative to itself); its keys
 are read first. Unknown keys are an error that lists the valid ones and suggests the
@@ -18,8 +19,10 @@ from pathlib import Path
 import yaml
 
 from . import backbones
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from .data.views import DEFAULT_VIEW, ViewSpec
+from .errors import FrosterError, MissingFileError
+from .files import atomic_write
+from .precisions import EVAL_PRECISIONS, TEACHER_PRECISIONS, TRAIN_PRECISIONS
 
 
 @dataclass
@@ -39,26 +42,29 @@ class Config:
     templates: str = ""                    # "": the reference's 28 templates + bare; else a file, one template per line
     clean_prompts: bool = False            # true: no " " + name after a templated prompt for a plain class name (the reference appends it)
     zero_shot: bool = False                # frozen CLIP baseline: no training, evaluation only
-    shard_text: bool = False               # under DDP each rank encodes a share of the classes
+    shard_text: bool | None = None         # each rank encodes a share of the classes (exact); none: on whenever world_size > 1
     # data
     data_root: str = ""
     train_list: str = ""
     val_list: str = ""
     class_file: str = ""                   # training classes ("Name" or "Name: description")
     eval_class_file: str = ""              # classes of val_list; empty: class_file
-    num_frames: int = 8
-    sampling_rate: int = 16
-    target_fps: float = 30.0
-    test_views: int = 3
-    test_crops: int = 1
-    sampling: str = "reference"            # reference (the reference decoder's frames) | uniform (even over the whole clip)
-    apply_rotation: bool = False           # rotate frames by the display-rotation metadata (the reference ignores it)
-    num_workers: int = 4
+    num_frames: int = DEFAULT_VIEW.num_frames          # the view's fields: froster.data.views.ViewSpec
+    sampling_rate: int = DEFAULT_VIEW.sampling_rate
+    target_fps: float = DEFAULT_VIEW.target_fps
+    test_views: int = DEFAULT_VIEW.num_views
+    test_crops: int = DEFAULT_VIEW.num_crops
+    sampling: str = DEFAULT_VIEW.sampling              # reference (the reference decoder's frames) | uniform (even over the whole clip)
+    apply_rotation: bool = DEFAULT_VIEW.apply_rotation  # rotate frames by the display-rotation metadata (the reference ignores it)
+    num_workers: int | None = None         # decoding workers per rank; none: the cores per rank less one
+    decode_timeout: float = 120.0          # seconds one video may take to decode in a worker before it counts as failed (0: no limit)
     flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
+    check_data: bool = False               # `froster data check` train_list and val_list first; refuse to start while entries are broken
     # optimisation
     epochs: int = 12
     batch_size: int = 32                   # global: over all ranks and accumulation steps
-    grad_accum: int = 1
+    device_batch_size: int | None = None   # clips per GPU per forward pass; none: batch_size / (world_size x grad_accum)
+    grad_accum: int = 1                    # forward passes per optimiser step (follows from device_batch_size when that is set)
     lr: float = 3.33e-6
     warmup_epochs: float = 2.0
     warmup_start_lr: float = 3.33e-8
@@ -92,6 +98,13 @@ class Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def view(self) -> ViewSpec:
+        """How training and evaluation see a video (the config's view keys)."""
+        return ViewSpec(num_frames=self.num_frames, sampling_rate=self.sampling_rate,
+                        target_fps=self.target_fps, num_views=self.test_views,
+                        num_crops=self.test_crops, sampling=self.sampling,
+                        apply_rotation=self.apply_rotation)
+
     def kept_epochs(self) -> int | None:
         """How many of the latest per-epoch exports to keep; None: all of them."""
         return None if self.keep_epochs == "all" else int(self.keep_epochs.replace("none", "0"))
@@ -99,6 +112,32 @@ class Config:
     def short_side_range(self, size: int) -> tuple[int, int]:
         """The reference's [224, 256] random short side, scaled to the model's input size."""
         return size, round(size * 256 / 224)
+
+
+#: the configs of the paper's settings, shipped inside the package
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    return [p.stem for p in CONFIG_DIR.glob("*.yaml")]
+
+
+def find_config(name: str | Path) -> Path:
+    """A config file: `name` itself when it exists, else the shipped config of that name
+    (`b2n_k400` or `b2n_k400.yaml`)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+    if path.parent == Path(".") or path.parts[:1] == ("configs",):
+        if shipped.is_file():
+            return shipped
+    close = difflib.get_close_matches(path.stem, shipped_configs(), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    if path.parent != Path(".") or path.suffix:
+        raise MissingFileError(f"config file not found: {name}")
+    raise MissingFileError(f"config not found: {name} is neither a file nor a shipped config "
+                           f"(`froster train --list-configs` lists those).{hint}")
 
 
 FIELDS = {f.name: f for f in fields(Config)}
@@ -111,11 +150,11 @@ def valid_keys() -> list[str]:
     return list(FIELDS)
 
 
-def _unknown_key(key: str, where: str) -> ValueError:
+def _unknown_key(key: str, where: str) -> FrosterError:
     close = difflib.get_close_matches(key, FIELDS, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"unknown config key {key!r} in {where}.{hint} Valid keys: "
-                      f"{', '.join(FIELDS)}")
+    return FrosterError(f"unknown config key {key!r} in {where}.{hint} Valid keys: "
+                        f"{', '.join(FIELDS)}")
 
 
 def convert(key: str, value, where: str = "the config"):
@@ -131,7 +170,7 @@ def convert(key: str, value, where: str = "the config"):
             return None
         if target is str:
             return ""
-        raise ValueError(f"{key} in {where} cannot be empty (expected {target.__name__})")
+        raise FrosterError(f"{key} in {where} cannot be empty (expected {target.__name__})")
     try:
         if target is bool:
             if isinstance(value, bool):
@@ -152,21 +191,21 @@ def convert(key: str, value, where: str = "the config"):
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{key}={value!r} in {where}: expected "
-                         f"{'true/false' if target is bool else target.__name__}") from None
+        raise FrosterError(f"{key}={value!r} in {where}: expected "
+                           f"{'true/false' if target is bool else target.__name__}") from None
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise MissingFileError(f"config file not found: {path}")
     if path.resolve() in seen:
-        raise ValueError(f"{path}: 'base' files include each other in a loop")
+        raise FrosterError(f"{path}: 'base' files include each other in a loop")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML: {err}") from None
+        raise FrosterError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected 'key: value' lines, found a {type(data).__name__}")
+        raise FrosterError(f"{path}: expected 'key: value' lines, found a {type(data).__name__}")
     base = data.pop("base", None)
     values = {}
     if base:
@@ -182,7 +221,7 @@ def parse_overrides(overrides) -> dict:
     for item in overrides or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"override {item!r} is not of the form key=value")
+            raise FrosterError(f"override {item!r} is not of the form key=value")
         values[key.strip()] = convert(key.strip(), value, "the command line")
     return values
 
@@ -204,33 +243,32 @@ def load_config(path: str | Path | None = None, overrides=(), base: dict | None 
 def validate(cfg: Config) -> None:
     def choice(key, options):
         if getattr(cfg, key) not in options:
-            raise ValueError(f"{key}={getattr(cfg, key)!r}: expected one of {', '.join(options)}")
+            raise FrosterError(f"{key}={getattr(cfg, key)!r}: expected one of {', '.join(options)}")
 
-    choice("precision", PRECISIONS)
-    choice("teacher_precision", ("fp32", "bf16", "fp16"))
-    choice("eval_precision", ("fp32", "bf16", "fp16"))
+    choice("precision", TRAIN_PRECISIONS)
+    choice("teacher_precision", TEACHER_PRECISIONS)
+    choice("eval_precision", EVAL_PRECISIONS)
     choice("temporal", backbones.names())
     choice("train_params", ("all", "added"))
     choice("neighbor_padding", ("zeros", "masked"))
-    choice("sampling", ("reference", "uniform"))
-    for key in ("num_frames", "sampling_rate", "test_views", "batch_size", "grad_accum",
-                "eval_batch_size", "log_every"):
+    cfg.view()  # frames, rate, fps, views, crops, sampling rule
+    for key in ("batch_size", "grad_accum", "eval_batch_size", "log_every"):
         if getattr(cfg, key) < 1:
-            raise ValueError(f"{key} must be at least 1, got {getattr(cfg, key)}")
-    for key in ("epochs", "num_workers", "eval_every", "average_from_epoch"):
+            raise FrosterError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.device_batch_size is not None and cfg.device_batch_size < 1:
+        raise FrosterError(f"device_batch_size must be at least 1, got {cfg.device_batch_size}")
+    for key in ("epochs", "eval_every", "average_from_epoch", "decode_timeout"):
         if getattr(cfg, key) < 0:
-            raise ValueError(f"{key} must not be negative, got {getattr(cfg, key)}")
+            raise FrosterError(f"{key} must not be negative, got {getattr(cfg, key)}")
+    if cfg.num_workers is not None and cfg.num_workers < 0:
+        raise FrosterError(f"num_workers must not be negative, got {cfg.num_workers}")
     if not (cfg.keep_epochs in ("all", "none") or cfg.keep_epochs.isdigit()):
-        raise ValueError(f"keep_epochs={cfg.keep_epochs!r}: expected all, none or a number of "
-                         "epochs (the last N exports are kept)")
+        raise FrosterError(f"keep_epochs={cfg.keep_epochs!r}: expected all, none or a number of "
+                           "epochs (the last N exports are kept)")
     if cfg.added_lr_scale <= 0:
-        raise ValueError(f"added_lr_scale must be positive, got {cfg.added_lr_scale}")
-    if cfg.test_crops not in (1, 3):
-        raise ValueError(f"test_crops must be 1 or 3, got {cfg.test_crops}")
+        raise FrosterError(f"added_lr_scale must be positive, got {cfg.added_lr_scale}")
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    from .checkpoint import _atomic
-
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-    _atomic(Path(path), lambda p: Path(p).write_text(text))
+    atomic_write(Path(path), lambda p: Path(p).write_text(text))

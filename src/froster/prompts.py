@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import FrosterError
+
 PREFIXES = ("a photo of", "a video of", "a example of", "a demonstration of")
 PHRASES = ("{}", "a person {}", "a person using {}", "a person doing {}", "a person during {}",
            "a person performing {}", "a person practicing {}")
@@ -71,11 +73,11 @@ def read_templates(path) -> tuple[str, ...]:
         if not line or line.startswith("#"):
             continue
         if line.count("{}") != 1 or line.replace("{}", "").count("{") or line.replace("{}", "").count("}"):
-            raise ValueError(f"{path}:{number}: a template needs exactly one '{{}}' where the class "
-                             f"name goes (and no other braces), got {line!r}")
+            raise FrosterError(f"{path}:{number}: a template needs exactly one '{{}}' where the class "
+                               f"name goes (and no other braces), got {line!r}")
         templates.append(line)
     if not templates:
-        raise ValueError(f"{path}: no templates (one per line, with '{{}}' for the class name)")
+        raise FrosterError(f"{path}: no templates (one per line, with '{{}}' for the class name)")
     return tuple(templates)
 
 
@@ -126,6 +128,12 @@ class PromptBank:
         if self.templates != ALL_PROMPTS:
             return (rng.randrange(len(self.templates)),)
         return (draw_template(rng), BARE_INDEX)
+
+    def training_template_sets(self) -> list[tuple[int, ...]]:
+        """Every template set `training_templates` can draw."""
+        if self.templates != ALL_PROMPTS:
+            return [(i,) for i in range(len(self.templates))]
+        return [(i, BARE_INDEX) for i in range(len(TEMPLATES))]
 
     def all_templates(self) -> tuple[int, ...]:
         return tuple(range(len(self.templates)))

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .errors import FrosterError
+
 NEIGHBOR_PADDINGS = ("zeros", "masked")
 
 
@@ -29,7 +31,7 @@ def split_heads(block: nn.Module, x: torch.Tensor):
     """Project (N, L, D) tokens to q, k, v of shape (N, heads, L, head_dim)."""
     attn = block.attn
     if not isinstance(attn, nn.MultiheadAttention):
-        raise NotImplementedError(
+        raise FrosterError(
             f"froster's attention runs on open_clip's standard ResidualAttentionBlock; "
             f"this architecture uses {type(attn).__name__}. Use temporal='mean' instead.")
     n, length, width = x.shape

@@ -15,25 +15,16 @@ module is imported when it is first asked for. A new variant is one file with a
 
 from __future__ import annotations
 
-import importlib
+from ..registry import Registry
 
-#: name -> module (in this package) that defines `BACKBONE`; the order is the docs' order.
-_REGISTRY = {
-    "neighbor": "neighbor",        # VCLIP neighbour-frame attention (the paper's default)
-    "mean": "mean",                # frames encoded independently (fine-tuned CLIP)
-    "aim": "aim",                  # AIM: temporal, spatial and MLP adapters
-    "st_adapter": "st_adapter",    # ST-Adapter: depthwise temporal convolution before attention
-    "adaptformer": "adaptformer",  # AdaptFormer: a parallel MLP adapter
-    "actionclip": "actionclip",    # ActionCLIP: a temporal transformer over frame embeddings
-}
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
-
-
-def get(name: str):
-    """The backbone class registered as `name`."""
-    if name not in _REGISTRY:
-        raise ValueError(f"temporal must be one of {', '.join(_REGISTRY)}, not {name!r}")
-    return importlib.import_module(f"{__name__}.{_REGISTRY[name]}").BACKBONE
+#: name -> the `BACKBONE` class of a module of this package; the order is the docs' order.
+BACKBONES = Registry("temporal", __name__, {
+    "neighbor": "neighbor:BACKBONE",        # VCLIP neighbour-frame attention (the paper's default)
+    "mean": "mean:BACKBONE",                # frames encoded independently (fine-tuned CLIP)
+    "aim": "aim:BACKBONE",                  # AIM: temporal, spatial and MLP adapters
+    "st_adapter": "st_adapter:BACKBONE",    # ST-Adapter: depthwise temporal convolution before attention
+    "adaptformer": "adaptformer:BACKBONE",  # AdaptFormer: a parallel MLP adapter
+    "actionclip": "actionclip:BACKBONE",    # ActionCLIP: a temporal transformer over frame embeddings
+})
+names = BACKBONES.names
+get = BACKBONES.get  # the backbone class registered under a name

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
 from open_clip.transformer import LayerNorm, QuickGELU, ResidualAttentionBlock
 from torch import nn
 

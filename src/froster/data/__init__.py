@@ -1,19 +1,24 @@
-"""Video data: lists and class files, decoding, clip sampling, transforms, loaders."""
+"""Video data: lists and class files, decoding, clip sampling, transforms, loaders.
 
-from .annotations import AnnotationError, VideoItem, read_annotations, read_class_names
-from .dataset import VideoDataset
-from .decode import VideoDecodeError, VideoInfo, decode_frames, open_video, read_clip, read_video_info
-from .failures import Failure, FailureLog, Fallback
-from .loader import ShardedSampler, build_loader, collate_videos, set_epoch
-from .sampling import SAMPLINGS, ClipSpec, Sampled, get_sampling, test_view_indices, train_clip_indices
-from .transforms import normalize, test_transform, train_transform
+The names below are loaded on first use, so that the command line can import light
+modules of this package (`data.views`, `data.sampling`) without loading torch."""
 
-__all__ = [
-    "AnnotationError", "VideoItem", "read_annotations", "read_class_names",
-    "VideoDataset",
-    "VideoDecodeError", "VideoInfo", "decode_frames", "open_video", "read_clip", "read_video_info",
-    "Failure", "FailureLog", "Fallback",
-    "ShardedSampler", "build_loader", "collate_videos", "set_epoch",
-    "SAMPLINGS", "ClipSpec", "Sampled", "get_sampling", "test_view_indices", "train_clip_indices",
-    "normalize", "test_transform", "train_transform",
-]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "AnnotationError": "annotations", "VideoItem": "annotations",
+    "read_annotations": "annotations", "read_class_names": "annotations",
+    "VideoDataset": "dataset",
+    "VideoDecodeError": "decode", "VideoInfo": "decode", "decode_frames": "decode",
+    "open_video": "decode", "read_clip": "decode", "read_video_info": "decode",
+    "Failure": "failures", "FailureLog": "failures", "Fallback": "failures",
+    "ShardedSampler": "loader", "build_loader": "loader", "collate_videos": "loader",
+    "set_epoch": "loader",
+    "SAMPLINGS": "sampling", "get_sampling": "sampling", "Sampled": "sampling.sampled",
+    "ViewSpec": "views", "DEFAULT_VIEW": "views",
+    "normalize": "transforms", "test_transform": "transforms", "train_transform": "transforms",
+}
+
+__all__ = list(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

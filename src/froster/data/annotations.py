@@ -21,10 +21,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import FrosterError
+
 __all__ = ["AnnotationError", "VideoItem", "read_annotations", "read_class_names"]
 
 
-class AnnotationError(ValueError):
+class AnnotationError(FrosterError):
     """A video list or class file could not be used; the message names file and line."""
 
 

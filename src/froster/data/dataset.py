@@ -18,10 +18,13 @@ from typing import Sequence
 import torch
 
 from .annotations import VideoItem
+from .deadline import deadline
 from .decode import VideoDecodeError, open_video
 from .failures import Failure, Fallback
-from .sampling import ClipSpec, Sampled, get_sampling
+from .sampling import get_sampling
+from .sampling.sampled import Sampled
 from .transforms import test_transform, train_transform
+from .views import DEFAULT_VIEW, ViewSpec
 
 __all__ = ["VideoDataset"]
 
@@ -37,19 +40,14 @@ class VideoDataset(torch.utils.data.Dataset):
         self,
         items: Sequence[VideoItem],
         mode: str = "train",
-        num_frames: int = 8,
-        sampling_rate: int = 16,
-        target_fps: float = 30,
-        num_views: int = 3,
-        num_crops: int = 1,
+        view: ViewSpec = DEFAULT_VIEW,
         size: int = 224,
         short_side_range: tuple[int, int] = (224, 256),
         seed: int = 0,
         max_retries: int = 10,
         decode_threads: int = 1,
         flip: bool = True,
-        sampling: str = "reference",
-        apply_rotation: bool = False,
+        decode_timeout: float = 0.0,
     ):
         if mode not in ("train", "test"):
             raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -57,20 +55,15 @@ class VideoDataset(torch.utils.data.Dataset):
             raise ValueError("no videos to load")
         self.items = list(items)
         self.mode = mode
-        self.num_frames = num_frames
-        self.sampling_rate = sampling_rate
-        self.target_fps = target_fps
-        self.num_views = num_views
-        self.num_crops = num_crops
+        self.view = view  # frames, sampling rate, fps, test views and crops, rule, rotation
         self.size = size
         self.short_side_range = tuple(short_side_range)
         self.seed = seed
         self.max_retries = max_retries
         self.decode_threads = decode_threads
         self.flip = flip
-        self.sampling = sampling
-        self.sampler = get_sampling(sampling)
-        self.apply_rotation = apply_rotation  # the reference ignores display rotation
+        self.decode_timeout = decode_timeout  # seconds per video in a loader worker (0: none)
+        self.sampler = get_sampling(view.sampling)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -82,15 +75,20 @@ class VideoDataset(torch.utils.data.Dataset):
     @property
     def video_shape(self) -> tuple[int, ...]:
         """Shape of one sample's ``video``."""
-        clip = (self.num_frames, 3, self.size, self.size)
-        return clip if self.mode == "train" else (self.num_views * self.num_crops, *clip)
+        clip = (self.view.num_frames, 3, self.size, self.size)
+        return clip if self.mode == "train" else (self.view.num_views * self.view.num_crops, *clip)
 
-    def __getitem__(self, index: int) -> dict:
-        return self._train_item(index) if self.mode == "train" else self._test_item(index)
+    def __getitem__(self, key) -> dict:
+        """`key`: an index, or (epoch, index) as the training sampler gives (the epoch
+        travels with the sample, so workers can outlive an epoch)."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        return self._train_item(index, epoch) if self.mode == "train" else self._test_item(index)
 
-    @property
-    def clip_spec(self) -> ClipSpec:
-        return ClipSpec(self.num_frames, self.sampling_rate, self.target_fps, self.num_views)
+    def _deadline(self, item: VideoItem):
+        """The decoding time limit, in loader workers only (the main process keeps its
+        signals to itself)."""
+        in_worker = torch.utils.data.get_worker_info() is not None
+        return deadline(self.decode_timeout if in_worker else 0.0, item.path)
 
     @staticmethod
     def _fallbacks(item: VideoItem, sampled: Sampled) -> list[Fallback]:
@@ -101,14 +99,15 @@ class VideoDataset(torch.utils.data.Dataset):
                         start: float | None = None) -> Sampled:
         """uint8 (T, 3, size, size): a clip at a random start (or at frame ``start``),
         randomly scaled, cropped and flipped."""
-        with open_video(item.path, self.decode_threads, self.apply_rotation) as video:
-            sampled = self.sampler.train_clip(video, self.clip_spec, rng, start)
+        with self._deadline(item), \
+                open_video(item.path, self.decode_threads, self.view.apply_rotation) as video:
+            sampled = self.sampler.train_clip(video, self.view, rng, start)
         video = train_transform(sampled.frames, rng, self.size, self.short_side_range,
                                 flip=self.flip)
         return Sampled(video, sampled.fallback)
 
-    def _train_item(self, index: int) -> dict:
-        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")
+    def _train_item(self, index: int, epoch: int) -> dict:
+        rng = random.Random(f"{self.seed}:{epoch}:{index}")
         failed: list[Failure] = []
         current = index
         for _ in range(self.max_retries + 1):
@@ -130,10 +129,11 @@ class VideoDataset(torch.utils.data.Dataset):
     # -- testing -------------------------------------------------------------------
     def load_test_views(self, item: VideoItem) -> Sampled:
         """uint8 (views * crops, T, 3, size, size), view-major."""
-        with open_video(item.path, self.decode_threads, self.apply_rotation) as video:
-            sampled = self.sampler.test_views(video, self.clip_spec)
-        views = sampled.frames.split(self.num_frames)
-        video = torch.cat([test_transform(v, self.size, self.num_crops) for v in views])
+        with self._deadline(item), \
+                open_video(item.path, self.decode_threads, self.view.apply_rotation) as video:
+            sampled = self.sampler.test_views(video, self.view)
+        views = sampled.frames.split(self.view.num_frames)
+        video = torch.cat([test_transform(v, self.size, self.view.num_crops) for v in views])
         return Sampled(video, sampled.fallback)
 
     def _test_item(self, index: int) -> dict:

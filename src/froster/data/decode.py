@@ -24,6 +24,8 @@ import av
 import numpy as np
 import torch
 
+from ..errors import FrosterError
+
 __all__ = ["VideoDecodeError", "VideoInfo", "read_video_info", "decode_frames", "read_clip",
            "open_video"]
 
@@ -31,7 +33,7 @@ __all__ = ["VideoDecodeError", "VideoInfo", "read_video_info", "decode_frames", 
 _SEEK_WITHOUT_INDEX_S = 8.0
 
 
-class VideoDecodeError(Exception):
+class VideoDecodeError(FrosterError):
     """A video could not be read; the message names the path and the problem."""
 
 
@@ -44,7 +46,7 @@ class VideoInfo:
     duration: float  # seconds
 
 
-def _rotate(frame: np.ndarray, degrees: float) -> np.ndarray:
+def rotate_frame(frame: np.ndarray, degrees: float) -> np.ndarray:
     """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg reports it)."""
     k = int(round(degrees / 90.0)) % 4
     return np.ascontiguousarray(np.rot90(frame, k)) if k else frame
@@ -92,7 +94,7 @@ class _Video:
         try:
             self.container = av.open(self.path, metadata_errors="ignore")
         except Exception as e:  # PyAV raises many error types; all mean "unreadable"
-            raise VideoDecodeError(f"{self.path}: not a readable video ({_describe(e)})") from None
+            raise VideoDecodeError(f"{self.path}: not a readable video ({error_text(e)})") from None
         if not self.container.streams.video:
             self.close()
             raise VideoDecodeError(f"{self.path}: no video stream")
@@ -179,7 +181,7 @@ class _Video:
         except (StopIteration, av.error.EOFError):
             return None
         except av.error.FFmpegError as e:  # corrupt data: treat as the end, say why later
-            self.error = _describe(e)
+            self.error = error_text(e)
             return None
         self.last = frame
         self.decoded += 1
@@ -273,7 +275,7 @@ class _Video:
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
         # one scaler thread: workers are the parallelism (and no thread pool to inherit on fork)
-        return _rotate(frame.to_ndarray(format="rgb24", threads=1), self.rotation)
+        return rotate_frame(frame.to_ndarray(format="rgb24", threads=1), self.rotation)
 
     def to_rgb(self, frames: Sequence[av.VideoFrame]) -> torch.Tensor:
         """Decoded frames as uint8 (N, H, W, 3), rotated when rotation is applied.
@@ -300,7 +302,7 @@ class _Video:
             try:
                 self.container.seek(seek_pts, backward=True, any_frame=False, stream=self.stream)
             except Exception as e:  # noqa: BLE001 - any seek failure has the same remedy
-                raise VideoDecodeError(f"{self.path}: seek to {seek_pts} failed ({_describe(e)})") from None
+                raise VideoDecodeError(f"{self.path}: seek to {seek_pts} failed ({error_text(e)})") from None
         self._fresh = False
         return self._decoded()
 
@@ -325,10 +327,10 @@ class _Video:
         except av.error.EOFError:
             return
         except av.error.FFmpegError as e:
-            self.error = _describe(e)
+            self.error = error_text(e)
 
 
-def _describe(e: BaseException) -> str:
+def error_text(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text.replace("\n", " ")[:300]
 
@@ -347,7 +349,7 @@ def open_video(path: str | os.PathLike, threads: int = 1, apply_rotation: bool =
     except (VideoDecodeError, ValueError):
         raise
     except Exception as e:
-        raise VideoDecodeError(f"{video.path}: decoding failed ({_describe(e)})") from None
+        raise VideoDecodeError(f"{video.path}: decoding failed ({error_text(e)})") from None
     finally:
         video.close()
 

@@ -3,20 +3,29 @@
 Training shards are shuffled per epoch from the seed and padded to equal length
 (every rank must run the same number of steps). Evaluation shards are disjoint
 and unpadded, so every video is evaluated exactly once across ranks.
+
+A training sampler hands the dataset ``(epoch, index)`` keys: the epoch travels with each
+sample, so decoding workers can live across epochs (``persistent_workers``) and still
+draw each epoch's random clips. The order is a pure function of (seed, epoch), so a run
+resumed in the middle of an epoch needs only the number of samples already taken
+(``set_epoch(loader, epoch, start=...)``).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..errors import FrosterError
 from .dataset import VideoDataset
 
-__all__ = ["ShardedSampler", "collate_videos", "build_loader", "set_epoch"]
+__all__ = ["ShardedSampler", "collate_videos", "build_loader", "set_epoch", "batches",
+           "default_workers", "LoaderStalled"]
 
 
 class ShardedSampler(Sampler[int]):
@@ -30,6 +39,7 @@ class ShardedSampler(Sampler[int]):
         shuffle: bool = True,
         seed: int = 0,
         pad: bool = True,
+        with_epoch: bool = False,
     ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
@@ -39,10 +49,20 @@ class ShardedSampler(Sampler[int]):
         self.shuffle = shuffle
         self.seed = seed
         self.pad = pad
+        self.with_epoch = with_epoch  # yield (epoch, index) keys instead of indices
         self.epoch = 0
+        self.start = 0  # samples of this rank's share to skip (a resumed epoch)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def indices(self) -> list[int]:
+        """This rank's dataset indices of the current epoch, in order, from `start`."""
+        order = self._order()
+        if self.pad and order:
+            total = math.ceil(len(order) / self.world_size) * self.world_size
+            order = (order * math.ceil(total / len(order)))[:total]
+        return order[self.rank :: self.world_size][self.start:]
 
     def _order(self) -> list[int]:
         if not self.shuffle:
@@ -50,17 +70,14 @@ class ShardedSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         return torch.randperm(self.num_items, generator=generator).tolist()
 
-    def __iter__(self) -> Iterator[int]:
-        order = self._order()
-        if self.pad and order:
-            total = math.ceil(len(order) / self.world_size) * self.world_size
-            order = (order * math.ceil(total / len(order)))[:total]
-        return iter(order[self.rank :: self.world_size])
+    def __iter__(self) -> Iterator:
+        indices = self.indices()
+        return iter([(self.epoch, i) for i in indices] if self.with_epoch else indices)
 
     def __len__(self) -> int:
         if self.pad:
-            return math.ceil(self.num_items / self.world_size)
-        return len(range(self.rank, self.num_items, self.world_size))
+            return max(0, math.ceil(self.num_items / self.world_size) - self.start)
+        return max(0, len(range(self.rank, self.num_items, self.world_size)) - self.start)
 
 
 def collate_videos(samples: list[dict], video_shape: tuple[int, ...] | None = None) -> dict:
@@ -91,10 +108,33 @@ def _worker_init(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
+def default_workers(local_world_size: int | None = None) -> int:
+    """Decoding workers per rank: the cores this process may use, shared by the ranks of
+    this machine (LOCAL_WORLD_SIZE, as torchrun sets it), less one for the rank itself (at
+    least 1, at most 16)."""
+    if local_world_size is None:
+        local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(16, cores // max(1, local_world_size) - 1))
+
+
+def loader_timeout(decode_timeout: float, batch_size: int, retries: int = 1) -> float:
+    """How long to wait for one batch: a worker decodes its batch one video after another,
+    each bounded by `decode_timeout` (and `retries` replacements); 0: no limit."""
+    return decode_timeout * batch_size * (retries + 1) + 60 if decode_timeout else 0
+
+
+class LoaderStalled(FrosterError):
+    """No batch came from the decoding workers within the timeout."""
+
+
 def build_loader(
     dataset: VideoDataset,
     batch_size: int,
-    num_workers: int = 2,
+    num_workers: int | None = 2,
     shuffle: bool | None = None,
     seed: int = 0,
     rank: int = 0,
@@ -102,14 +142,21 @@ def build_loader(
     drop_last: bool | None = None,
     pin_memory: bool = False,
     prefetch_factor: int | None = None,
+    timeout: float = 0,
 ) -> DataLoader:
     """A DataLoader over this rank's shard. Defaults follow the dataset's mode:
-    training shuffles, pads shards and drops the last partial batch; testing does none."""
+    training shuffles, pads shards, drops the last partial batch and keeps its workers
+    across epochs (the epoch travels in the sampler's keys); testing does none of these.
+    `timeout` (seconds, 0: none) bounds the wait for one batch from the workers; iterate
+    with `batches` to have a stall named by its videos. `num_workers` None: `default_workers()`."""
     train = dataset.mode == "train"
+    if num_workers is None:
+        num_workers = default_workers()
     sampler = ShardedSampler(
         len(dataset), rank, world_size, shuffle=train if shuffle is None else shuffle,
-        seed=seed, pad=train,
+        seed=seed, pad=train, with_epoch=train,
     )
+    workers = num_workers > 0
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -118,14 +165,40 @@ def build_loader(
         collate_fn=functools.partial(collate_videos, video_shape=dataset.video_shape),
         drop_last=train if drop_last is None else drop_last,
         pin_memory=pin_memory,
-        worker_init_fn=_worker_init if num_workers > 0 else None,
-        prefetch_factor=prefetch_factor if num_workers > 0 else None,
-        # Workers are started per epoch so they see the dataset's current epoch.
-        persistent_workers=False,
+        worker_init_fn=_worker_init if workers else None,
+        prefetch_factor=(prefetch_factor or (4 if train else 2)) if workers else None,
+        persistent_workers=train and workers,
+        timeout=timeout if workers else 0,
     )
 
 
-def set_epoch(loader: DataLoader, epoch: int) -> None:
-    """Set the epoch of the loader's sampler and dataset (call before iterating)."""
-    loader.sampler.set_epoch(epoch)
+def set_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
+    """Set the epoch of the loader's sampler (and dataset), and the number of this rank's
+    samples already taken in it (a resumed epoch); call before iterating."""
+    loader.sampler.set_epoch(epoch, start)
     loader.dataset.set_epoch(epoch)
+
+
+def batches(loader: DataLoader):
+    """The loader's batches; a batch the workers do not deliver within the loader's
+    timeout raises `LoaderStalled` naming the videos of that batch (one of them stalls
+    the decoder), instead of every rank waiting in silence."""
+    iterator = iter(loader)
+    order = loader.sampler.indices() if isinstance(loader.sampler, ShardedSampler) else None
+    number = 0
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as err:
+            if "timed out" not in str(err) or order is None:
+                raise
+            first = number * loader.batch_size
+            paths = [loader.dataset.items[i].path for i in order[first:first + loader.batch_size]]
+            raise LoaderStalled(
+                f"no batch from the decoding workers in {loader.timeout:g} s (batch {number + 1} "
+                f"of this epoch); one of these videos stalls the decoder: {', '.join(paths)}. "
+                f"Check them with `froster data check`, or raise decode_timeout") from None
+        number += 1
+        yield batch

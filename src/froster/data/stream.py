@@ -16,12 +16,8 @@ opened at all raises `VideoDecodeError` naming it.
 from __future__ import annotations
 
 import heapq
-import io
 import os
-import queue
-import signal
 import stat
-import threading
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,7 +26,8 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .decode import VideoDecodeError, _describe, _rotate
+from . import pipe
+from .decode import VideoDecodeError, error_text, rotate_frame
 
 __all__ = ["StreamFrame", "FrameStream", "is_live_source"]
 
@@ -68,91 +65,6 @@ def is_live_source(source) -> bool:
         return False
 
 
-class _PipeReader(io.RawIOBase):
-    """A pipe (stdin) read by a helper thread, handed to FFmpeg from a bounded queue.
-
-    With torch loaded, Ctrl-C's SIGINT may be delivered to one of its threads, and a read()
-    blocked in the main thread would then wait for the next data before Python could raise
-    KeyboardInterrupt. Here the main thread only waits on the queue, in short slices; a
-    Ctrl-C there ends the data (PyAV cannot pass KeyboardInterrupt through its read
-    callback) and is raised again by `FrameStream` once FFmpeg has returned.
-
-    While the pipe is read, a first Ctrl-C only sets a flag (when Ctrl-C is Python's
-    default handler and this is the main thread): the next read ends the data. Raised as
-    KeyboardInterrupt at an arbitrary point, it could land inside PyAV's callback wrapper,
-    be swallowed there, and leave the stream waiting for data that never comes. A second
-    Ctrl-C raises as usual."""
-
-    def __init__(self, fd: int = 0, chunk: int = 1 << 16, depth: int = 64):
-        super().__init__()
-        self.name = "stdin" if fd == 0 else f"pipe:{fd}"
-        self.fd, self.chunk = fd, chunk
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
-        self.pending = b""
-        self.ended = False
-        self.interrupted = False
-        self._previous_handler = None
-        if threading.current_thread() is threading.main_thread() \
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
-        threading.Thread(target=self._pump, daemon=True, name="froster-pipe").start()
-
-    def _on_sigint(self, signum, frame) -> None:
-        if self.interrupted:  # a second Ctrl-C: the usual KeyboardInterrupt
-            raise KeyboardInterrupt
-        self.interrupted = True
-
-    def restore_handler(self) -> None:
-        if self._previous_handler is not None \
-                and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
-
-    def _pump(self) -> None:
-        while True:
-            try:
-                data = os.read(self.fd, self.chunk)
-            except OSError as e:
-                self.queue.put(e)
-                return
-            self.queue.put(data)
-            if not data:
-                return
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self.interrupted:
-            self.ended = True
-            return 0
-        if not self.pending:
-            if self.ended:
-                return 0
-            try:
-                while True:
-                    try:
-                        item = self.queue.get(timeout=0.1)
-                        break
-                    except queue.Empty:  # let Python handle a pending Ctrl-C
-                        if self.interrupted:
-                            self.ended = True
-                            return 0
-            except KeyboardInterrupt:
-                self.interrupted = self.ended = True
-                return 0
-            if isinstance(item, OSError):
-                raise item
-            if not item:
-                self.ended = True
-                return 0
-            self.pending = item
-        n = min(len(buffer), len(self.pending))
-        buffer[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        return n
-
-
 def _name(source) -> str:
     if isinstance(source, (str, os.PathLike)):
         return "stdin" if os.fspath(source) == "-" else os.fspath(source)
@@ -180,7 +92,7 @@ class FrameStream:
         self.end_time: Fraction | None = None  # time just after the last frame
         self._iterated = False
         target, input_format = self._target(source, input_format)
-        self._reader = target if isinstance(target, _PipeReader) else None
+        self._reader = target if isinstance(target, pipe.PipeReader) else None
         open_options = {"options": dict(options or {}), "metadata_errors": "ignore"}
         if input_format:
             open_options["format"] = input_format
@@ -193,7 +105,7 @@ class FrameStream:
                 self._reader.restore_handler()
                 if self._reader.interrupted:
                     raise KeyboardInterrupt from None
-            raise VideoDecodeError(f"{self.name}: cannot open ({_describe(e)})") from None
+            raise VideoDecodeError(f"{self.name}: cannot open ({error_text(e)})") from None
         if not self.container.streams.video:
             self.close()
             raise VideoDecodeError(f"{self.name}: no video stream")
@@ -233,7 +145,7 @@ class FrameStream:
             return source, input_format
         source = os.fspath(source)
         if source == "-":
-            return _PipeReader(0), input_format
+            return pipe.PipeReader(0), input_format
         if _is_url(source):
             return source, input_format
         if _is_device(source):
@@ -260,7 +172,7 @@ class FrameStream:
                     raise KeyboardInterrupt from None  # Ctrl-C while waiting for data
                 return
             except Exception as e:  # the stream itself failed: keep what we have
-                self.error = f"the stream broke: {_describe(e)}"
+                self.error = f"the stream broke: {error_text(e)}"
                 return
             try:
                 frames = packet.decode()
@@ -329,7 +241,7 @@ class FrameStream:
 
     def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """uint8 (H, W, 3) as displayed (rotation applied unless turned off)."""
-        return _rotate(frame.to_ndarray(format="rgb24", threads=1), self.rotation)
+        return rotate_frame(frame.to_ndarray(format="rgb24", threads=1), self.rotation)
 
     def close(self) -> None:
         if getattr(self, "_reader", None) is not None:

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.dataset import VideoDataset
 from ..data.annotations import VideoItem
-from ..data.sampling import test_view_indices
+from ..data.dataset import VideoDataset
+from ..data.sampling.uniform import test_view_indices
+from ..errors import MissingFileError
 from ..data.transforms import normalize
 from ..explain.maps import explain_clips
 from .benchmark import video_seed
@@ -73,10 +74,8 @@ def novel_subset(files, bench_spec, cfg, spec: AttentionSpec) -> NovelSubset:
             taken[label] = taken.get(label, 0) + 1
             chosen.append((path, label))
     items = [VideoItem(str(Path(files.videos) / p), label, i) for i, (p, label) in enumerate(chosen)]
-    dataset = VideoDataset(items, mode="test", num_frames=cfg.num_frames,
-                           sampling_rate=cfg.sampling_rate, target_fps=cfg.target_fps,
-                           num_views=cfg.test_views, num_crops=1, size=bench_spec.size,
-                           seed=cfg.seed, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
+    dataset = VideoDataset(items, mode="test", view=cfg.view().replace(num_crops=1),
+                           size=bench_spec.size, seed=cfg.seed)
     view = cfg.test_views // 2
     indices = test_view_indices(bench_spec.num_frames, bench_spec.fps, cfg.num_frames,
                                 cfg.sampling_rate, cfg.target_fps, cfg.test_views)[view]
@@ -193,7 +192,7 @@ def run_models(row_cfg, run_dir: Path | None):
         return [load_student(average, announce=False)[:2]]
     epochs = epoch_folders(run_dir)
     if not epochs:
-        raise FileNotFoundError(f"{run_dir}: the training run left no checkpoint")
+        raise MissingFileError(f"{run_dir}: the training run left no checkpoint")
     return [load_student(epochs[max(epochs)], announce=False)[:2]]
 
 
@@ -252,8 +251,8 @@ def draw_attention_figure(rows, subset: NovelSubset, class_names, path, method: 
     """The figure's videos, one block each: the frames, then each row's first model."""
     from PIL import Image, ImageDraw
 
+    from ..drawing import default_font
     from ..explain.render import MapRow, draw_grid
-    from ..inference.render import _font
 
     blocks = []
     for k, index in enumerate(subset.figure):
@@ -265,7 +264,7 @@ def draw_attention_figure(rows, subset: NovelSubset, class_names, path, method: 
     width = max(b.size[0] for b in blocks)
     top = 30
     image = Image.new("RGB", (width, top + sum(b.size[1] for b in blocks)), "white")
-    ImageDraw.Draw(image).text((8, 6), title, fill="black", font=_font(16))
+    ImageDraw.Draw(image).text((8, 6), title, fill="black", font=default_font(16))
     y = top
     for block in blocks:
         image.paste(block, (0, y))

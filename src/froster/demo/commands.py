@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli_options import add_parser
+from ..errors import FrosterError
 from .defaults import DEFAULT_TIME, DEMO_EPOCHS, FULL_EPOCHS, FULL_TIME, SIGNATURE_PROB
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="run the offline synthetic base-to-novel demo end to end",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_parser(
+        subparsers, "demo", help="run the offline synthetic base-to-novel demo end to end",
         description="Run FROSTER's base-to-novel experiment on a small synthetic world, with "
                     "no network and no pretrained weights:\n"
                     "  1. write a benchmark of 32x32 videos of 12 actions (6 base, 6 novel);\n"
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
                     "one single-threaded process per core; a GPU is used when there is one);\n"
                     f"--full runs the larger protocol of docs/demo.md ({FULL_TIME}); --quick\n"
                     "takes seconds and is a smoke test only (its numbers mean nothing).")
-    parser.add_argument("--output", default="froster_demo", metavar="DIR",
+    parser.add_argument("-o", "--output", default="froster_demo", metavar="DIR",
                         help="folder for the benchmark, weights, runs and results "
                              "(default: froster_demo)")
     size = parser.add_mutually_exclusive_group()
@@ -106,8 +107,8 @@ def _run(args) -> int:
             [n.strip() for n in args.backbones.split(",") if n.strip()]
         unknown = [n for n in chosen if n not in names()]
         if unknown or not chosen:
-            raise ValueError(f"--backbones: unknown backbone(s) {', '.join(unknown) or '(none)'}; "
-                             f"choose from {', '.join(names())}")
+            raise FrosterError(f"--backbones: unknown backbone(s) {', '.join(unknown) or '(none)'}; "
+                               f"choose from {', '.join(names())}")
         run_backbones_demo(args.output, quick=args.quick, seed=args.seed,
                            signature_prob=args.signature_prob, epochs=args.epochs, names=chosen,
                            keep_runs=args.keep_runs)

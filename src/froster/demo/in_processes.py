@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import validate
-from ..protocols import b2n_markdown, harmonic_mean, mean_std
+from ..engine.protocols import b2n_markdown, harmonic_mean, mean_std
 from .benchmark import write_benchmark
 from .footprint import KEPT_STUDENTS
 from .jobs import PretrainJob, RunJob, pretrain_job, run_in_processes, run_job

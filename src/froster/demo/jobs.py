@@ -63,7 +63,7 @@ def run_job(job: RunJob) -> dict:
     import torch
 
     from ..engine.distributed import DistInfo, resolve_device
-    from ..protocols import run_b2n
+    from ..engine.protocols import run_b2n
     from .attention import measure_models, run_models
     from .footprint import tidy_run
 

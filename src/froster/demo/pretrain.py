@@ -127,7 +127,7 @@ def _param_groups(clip, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _lr_at(step: int, cfg: PretrainConfig) -> float:
+def lr_at(step: int, cfg: PretrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
@@ -166,7 +166,7 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), out: str | os.PathLike | No
     losses, rates = [], []
     start = time.perf_counter()
     for step, (batch, tokens) in enumerate(batches):
-        rates.append(_lr_at(step, cfg))
+        rates.append(lr_at(step, cfg))
         for group in optimizer.param_groups:
             group["lr"] = rates[-1]
         loss = contrastive_loss(clip, corpus.images[batch].to(device), tokens.to(device), loss_fn)

@@ -41,7 +41,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..config import Config, validate
-from ..protocols import harmonic_mean, run_b2n
+from ..engine.protocols import harmonic_mean, run_b2n
 from .attention import AttentionSpec
 from .benchmark import write_benchmark
 from .conclusions import all_held, check_conclusions, conclusions_text
@@ -254,8 +254,9 @@ def run_row(cfg: Config, key: str, label: str, overrides: dict, files, out: Path
     `measure_students(row_cfg, out)`, if given, runs while the row's students are on disk
     and its result is the row's "measured" entry. Unless `keep_runs`, the runs keep no
     epoch exports and the row's folder is tidied afterwards (`footprint.tidy_row`)."""
-    from ..engine.distributed import DistInfo
     import torch
+
+    from ..engine.distributed import DistInfo
 
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)

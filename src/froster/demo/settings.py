@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config, validate
+from ..errors import FrosterError
 from .benchmark import BenchmarkSpec
 from .defaults import DEMO_EPOCHS, FULL_EPOCHS, SIGNATURE_PROB
 from .pretrain import PretrainConfig
@@ -56,7 +57,7 @@ QUICK_WORLD = WorldSize(train_per_class=4, test_per_class=2, train_splits=2, pre
 
 def world_size(quick: bool = False, full: bool = False) -> WorldSize:
     if quick and full:
-        raise ValueError("--quick and --full exclude each other")
+        raise FrosterError("--quick and --full exclude each other")
     return QUICK_WORLD if quick else FULL_WORLD if full else DEFAULT_WORLD
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, write_checkpoint
+from ..errors import FrosterError, MissingFileError
 from .checkpoints import epoch_folders
 
 
@@ -36,15 +37,15 @@ class WeightSum:
             self.sums = {k: v.detach().to("cpu", torch.float64, copy=True) for k, v in state.items()}
         else:
             if state.keys() != self.sums.keys():
-                raise ValueError(f"{source} holds different weights from those summed before: "
-                                 "all checkpoints must come from the same architecture")
+                raise FrosterError(f"{source} holds different weights from those summed before: "
+                                   "all checkpoints must come from the same architecture")
             for k, v in state.items():
                 self.sums[k] += v.detach().to("cpu", torch.float64)
         self.tags.append(tag)
 
     def mean(self) -> dict[str, torch.Tensor]:
         if not self.tags:
-            raise ValueError("no weights to average")
+            raise FrosterError("no weights to average")
         return {k: (v / len(self.tags)).to(self.dtypes[k]).contiguous()
                 for k, v in self.sums.items()}
 
@@ -68,12 +69,12 @@ def sum_folders(folders, tags=None) -> tuple[WeightSum, dict]:
 
     folders = [Path(f) for f in folders]
     if not folders:
-        raise ValueError("no checkpoints to average")
+        raise FrosterError("no checkpoints to average")
     total, config = WeightSum(), None
     for folder, tag in zip(folders, tags or [str(f) for f in folders]):
         for needed in (folder / WEIGHTS_FILE, folder / CONFIG_FILE):
             if not needed.is_file():
-                raise FileNotFoundError(f"{needed} not found: not a froster checkpoint folder")
+                raise MissingFileError(f"{needed} not found: not a froster checkpoint folder")
         if config is None:
             config = json.loads((folder / CONFIG_FILE).read_text())
         total.add(load_file(str(folder / WEIGHTS_FILE)), tag, source=str(folder))
@@ -100,18 +101,18 @@ def run_epochs(output_dir: str | Path, from_epoch: int, to_epoch: int | None = N
         hint = (f"; the run kept no epoch exports (keep_epochs), its average is "
                 f"{output_dir / 'average'}, written while training"
                 if (output_dir / "average").is_dir() else " (is this a `froster train` output folder?)")
-        raise FileNotFoundError(f"no epoch checkpoints under {output_dir / 'epochs'}{hint}")
+        raise MissingFileError(f"no epoch checkpoints under {output_dir / 'epochs'}{hint}")
     last = max(found) if to_epoch is None else to_epoch
     chosen = {e: f for e, f in found.items() if from_epoch <= e <= last}
     if not chosen:
-        raise ValueError(f"no epoch checkpoints in {from_epoch}..{last} under {output_dir}; "
-                         f"found epochs {list(found)}")
+        raise FrosterError(f"no epoch checkpoints in {from_epoch}..{last} under {output_dir}; "
+                           f"found epochs {list(found)}")
     missing = [e for e in range(from_epoch, last + 1) if e not in chosen]
     if missing:
-        raise ValueError(f"{output_dir} has no export of epochs {_ranges(missing)} (not kept: "
-                         f"keep_epochs); found epochs {list(found)}. Average those with "
-                         f"--from-epoch {min(chosen)}, or use {output_dir / 'average'}, the "
-                         "average written while training")
+        raise FrosterError(f"{output_dir} has no export of epochs {_ranges(missing)} (not kept: "
+                           f"keep_epochs); found epochs {list(found)}. Average those with "
+                           f"--from-epoch {min(chosen)}, or use {output_dir / 'average'}, the "
+                           "average written while training")
     return chosen
 
 

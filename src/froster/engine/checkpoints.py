@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..checkpoint import _atomic
+from ..errors import FrosterError, MissingFileError
+from ..files import atomic_write
 
 LAST = "checkpoints/last.pt"
 
@@ -81,18 +82,18 @@ def save_training_state(path: str | Path, *, model, optimizer, scaler, epoch: in
              "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
              "rng": rng_state(template_rng), "config": config, "froster_version": __version__,
              "average": average}
-    _atomic(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
     return path
 
 
 def load_training_state(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"training checkpoint not found: {path}")
+        raise MissingFileError(f"training checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a truncated or foreign file
-        raise ValueError(f"{path} is not a readable froster training checkpoint ({err})") from None
+        raise FrosterError(f"{path} is not a readable froster training checkpoint ({err})") from None
 
 
 def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
@@ -106,6 +107,6 @@ def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
     if path.is_dir():
         path = path / LAST if (path / LAST).is_file() else path / "last.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"resume={resume}: no training checkpoint there (expected a "
-                                f"file like <output_dir>/{LAST}, or resume=latest)")
+        raise MissingFileError(f"resume={resume}: no training checkpoint there (expected a "
+                               f"file like <output_dir>/{LAST}, or resume=latest)")
     return path

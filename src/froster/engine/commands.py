@@ -3,22 +3,31 @@ several processes; only rank 0 writes)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from ..cli import guarded as _guarded
+from ..cli_options import (
+    CHECKPOINT_HELP,
+    TRUST_PICKLE_HELP,
+    add_parser,
+    device_and_precision,
+    output_option,
+    throughput_options,
+    view_options,
+)
+from ..errors import FrosterError
 
-CONFIG_HELP = "a YAML config (see configs/); key=value arguments override its fields"
-CHECKPOINT_HELP = ("a froster checkpoint folder (model.safetensors + config.json), or a FROSTER "
-                   "reference / Open-VCLIP / ViFi-CLIP checkpoint file as released")
-TRUST_PICKLE_HELP = ("allow a checkpoint file that needs full unpickling (it could run code: "
-                     "only for files from a source you trust)")
+CONFIG_HELP = ("a YAML config: a file, or the name of a shipped one (e.g. b2n_k400; see "
+               "`froster train --list-configs`); key=value arguments override its fields")
+CONFIG_METAVAR = "[CONFIG] [key=value ...]"
 
 
 def _config_and_overrides(items, required: bool = False):
-    """Split positional words into a config file (the first without '=') and overrides."""
+    """Split positional words into a config (the first without '=': a file or a shipped
+    config's name) and overrides."""
+    from ..config import find_config
+
     config = None
     overrides = []
     for item in items or ():
@@ -27,10 +36,11 @@ def _config_and_overrides(items, required: bool = False):
         elif config is None:
             config = item
         else:
-            raise ValueError(f"unexpected argument {item!r}: only one config file, then key=value")
+            raise FrosterError(f"unexpected argument {item!r}: only one config, then key=value")
     if required and config is None:
-        raise ValueError("give a config file, e.g. configs/b2n_k400.yaml (then key=value overrides)")
-    return config, overrides
+        raise FrosterError("give a config, e.g. b2n_k400 or configs/b2n_k400.yaml (then "
+                           "key=value overrides)")
+    return (find_config(config) if config else None), overrides
 
 
 def _dist(cfg):
@@ -38,8 +48,12 @@ def _dist(cfg):
     return setup(cfg.device)
 
 
-@_guarded
 def run_train(args) -> int:
+    if args.list_configs:
+        from ..config import shipped_configs
+
+        print("\n".join(sorted(shipped_configs())))
+        return 0
     from ..config import load_config
     from .distributed import cleanup
     from .train import train
@@ -52,44 +66,55 @@ def run_train(args) -> int:
     finally:
         cleanup()
     if info.is_main:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result, indent=2, default=str) if args.json else train_summary(result))
     return 0
 
 
-def _checkpoint_config(checkpoint: str | None, trust_pickle: bool = False) -> dict | None:
-    """The config a checkpoint records (a run's, or what another project's file fixes:
-    frames, views, ...), as the base that a config file and key=value override."""
-    if not checkpoint:
-        return None
-    from ..checkpoint import froster_folder
-
-    folder = froster_folder(checkpoint)
-    if folder is None:
-        if not Path(checkpoint).is_file():
-            return None
-        from ..interop import recorded_config
-        return recorded_config(checkpoint, trust_pickle=trust_pickle)
-    config = folder / "config.json"
-    if not config.is_file():
-        return None
-    return (json.loads(config.read_text()).get("extra") or {}).get("config")
+def train_summary(result: dict) -> str:
+    """What a finished run made, in a few lines (the whole result: `--json`)."""
+    lines = [f"run: {result['output_dir']} (record: {result['record']})"]
+    if result.get("train"):
+        lines.append("last epoch: " + "  ".join(f"{k} {v:.4g}" for k, v in result["train"].items()))
+    for key, title in (("checkpoint", "zero-shot checkpoint"), ("average", "averaged student")):
+        if result.get(key):
+            lines.append(f"{title}: {result[key]}")
+    for key, title in (("eval", "eval"), ("eval_average", "eval of the average")):
+        if result.get(key):
+            summary = result[key]
+            lines.append(f"{title}: " + "  ".join(
+                f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
+    return "\n".join(lines)
 
 
-@_guarded
+#: eval's flags -> the config keys they set (the same flags as predict's)
+EVAL_FLAGS = {"views": "test_views", "frames": "num_frames", "sampling_rate": "sampling_rate",
+              "sampling": "sampling", "precision": "eval_precision",
+              "batch_size": "eval_batch_size", "workers": "num_workers", "device": "device"}
+
+
+def eval_overrides(args) -> list[str]:
+    """key=value overrides from eval's flags (given flags only)."""
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in EVAL_FLAGS.items()
+                 if getattr(args, flag) is not None]
+    if args.ignore_rotation:
+        overrides.append("apply_rotation=false")
+    return overrides
+
+
 def run_eval(args) -> int:
     from ..checkpoint import load_student
     from ..config import load_config
+    from ..interop import run_config_of
     from .distributed import cleanup
     from .evaluate import evaluate_checkpoint
     from .train import student_spec
 
     path, overrides = _config_and_overrides(args.config, required=False)
-    if args.sampling:
-        overrides.append(f"sampling={args.sampling}")
-    cfg = load_config(path, overrides, base=_checkpoint_config(args.checkpoint, args.trust_pickle))
+    cfg = load_config(path, overrides + eval_overrides(args),
+                      base=run_config_of(args.checkpoint, args.trust_pickle))
     if not args.checkpoint and not cfg.zero_shot:
-        raise ValueError("give --checkpoint CKPT (a folder made by train/average/export), or "
-                         "zero_shot=true to evaluate the frozen CLIP named by the config")
+        raise FrosterError("give --checkpoint CKPT (a folder made by train/average/export), or "
+                           "zero_shot=true to evaluate the frozen CLIP named by the config")
     info = _dist(cfg)
     try:
         if args.checkpoint:
@@ -115,8 +140,9 @@ def run_eval(args) -> int:
         for line in metrics.fallback:
             print(f"sampled with a fallback: {line}", file=sys.stderr)
         print(summary_line(load_record(Path(output) / "metrics.json")))
-        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv")
-    return 0
+        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv, "
+              f"{output}/predictions.jsonl")
+    return 1 if metrics.failed else 0
 
 
 def _eval_folder(checkpoint: str) -> Path:
@@ -125,7 +151,6 @@ def _eval_folder(checkpoint: str) -> Path:
     return path.parent / f"{path.stem}_eval" if path.is_file() else path / "eval"
 
 
-@_guarded
 def run_average(args) -> int:
     from .averaging import average_folders, average_run
 
@@ -135,13 +160,12 @@ def run_average(args) -> int:
         folder = average_run(paths[0], args.from_epoch, args.to_epoch, args.output)
     else:
         if not args.output:
-            raise ValueError("averaging explicit checkpoint folders needs --output DIR")
+            raise FrosterError("averaging explicit checkpoint folders needs --output DIR")
         folder = average_folders(paths, args.output)
     print(f"averaged checkpoint: {folder}")
     return 0
 
 
-@_guarded
 def run_export(args) -> int:
     """The student alone: from a training checkpoint (last.pt) as a checkpoint folder, or
     (--to reference) from any checkpoint as a file in the reference's layout."""
@@ -163,17 +187,16 @@ def run_export(args) -> int:
 
 
 def _export_reference(args) -> int:
-    from ..checkpoint import read_student
-    from ..interop import export_reference
+    from ..interop import export_reference, read_checkpoint
     from .checkpoints import LAST
 
     if not str(args.output).endswith((".pth", ".pyth", ".pt")):
-        raise ValueError(f"--to reference writes one file: give OUTPUT as a .pth file, "
-                         f"not {args.output}")
+        raise FrosterError(f"--to reference writes one file: give OUTPUT as a .pth file, "
+                           f"not {args.output}")
     source = Path(args.source)
     if source.is_dir() and (source / LAST).is_file():  # a run folder: its training state
         source = source / LAST
-    imported = read_student(source, trust_pickle=args.trust_pickle)
+    imported = read_checkpoint(source, trust_pickle=args.trust_pickle)
     for warning in imported.warnings + export_reference(imported, args.output):
         print(f"froster export: warning: {warning}", file=sys.stderr)
     heads = " and FROSTER's heads" if imported.heads else ""
@@ -183,16 +206,16 @@ def _export_reference(args) -> int:
     return 0
 
 
-@_guarded
 def run_benchmark(args) -> int:
     from ..config import load_config
-    from ..protocols import run_b2n, run_cross
+    from ..interop import run_config_of
     from .distributed import cleanup
+    from .protocols import run_b2n, run_cross
 
     path, overrides = _config_and_overrides(args.config, required=False)
     trust_pickle = getattr(args, "trust_pickle", False)
-    cfg = load_config(path, overrides, base=_checkpoint_config(getattr(args, "checkpoint", None),
-                                                               trust_pickle))
+    cfg = load_config(path, overrides, base=run_config_of(getattr(args, "checkpoint", None),
+                                                         trust_pickle))
     output = args.output or str(Path(cfg.output_dir) / f"{args.protocol}")
     info = _dist(cfg)
     try:
@@ -202,16 +225,14 @@ def run_benchmark(args) -> int:
         else:
             run_cross(cfg, args.splits, args.data_root, args.dataset, output, info,
                       checkpoint=args.checkpoint, zero_shot=args.zero_shot or cfg.zero_shot,
-                      trust_pickle=trust_pickle,
-                      labels=args.labels, full=not args.no_full)
+                      trust_pickle=trust_pickle, labels=args.label_dir, full=not args.no_full)
     finally:
         cleanup()
     return 0
 
 
 def run_diff(args) -> int:
-    """Not guarded: its errors are FileNotFoundError/ValueError, which `froster.cli.main`
-    prints as one line with exit status 2, and it never needs torch."""
+    """Never needs torch; a path without a record is a FrosterError (exit 2)."""
     from .record import diff_records, format_diff, load_record
 
     rows = diff_records(load_record(args.run_a), load_record(args.run_b))
@@ -220,44 +241,56 @@ def run_diff(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train", help="train a student (FROSTER, fine-tuning or zero-shot) from a config",
+    p = add_parser(
+        subparsers, "train", help="train a student (FROSTER, fine-tuning or zero-shot) from a config",
         description="Train as CONFIG says; key=value arguments override its fields, e.g. "
-                    "`froster train configs/b2n_k400.yaml epochs=2 resume=latest`. Several "
-                    "processes: `torchrun --nproc_per_node 8 -m froster.cli train ...`.")
-    p.add_argument("config", nargs="*", metavar="[CONFIG] [key=value ...]", help=CONFIG_HELP)
+                    "`froster train b2n_k400 epochs=2 resume=latest`. Several processes: "
+                    "`torchrun --nproc_per_node 8 -m froster.cli train ...`. Progress goes to "
+                    "stderr; stdout gets a summary of what the run made (--json: the whole "
+                    "result as JSON). With check_data=true the run first checks train_list "
+                    "and val_list as `froster data check` does (into OUTPUT_DIR/data_check/) "
+                    "and refuses to start while entries are broken, naming the report and a "
+                    "cleaned list to pass instead.")
+    p.add_argument("config", nargs="*", metavar=CONFIG_METAVAR, help=CONFIG_HELP)
+    p.add_argument("--json", action="store_true", help="print the run's result as JSON")
+    p.add_argument("--list-configs", action="store_true",
+                   help="list the shipped configs' names and exit")
     p.set_defaults(run=run_train)
 
-    p = subparsers.add_parser(
-        "eval", help="multi-view evaluation of a checkpoint (or the frozen CLIP)",
+    p = add_parser(
+        subparsers, "eval", help="multi-view evaluation of a checkpoint (or the frozen CLIP)",
         description="Top-1, top-5, mean class accuracy, per-class accuracy and a confusion "
                     "matrix on val_list with eval_class_file (or class_file). Without CONFIG "
-                    "the checkpoint's own training config is used; key=value overrides it.")
-    p.add_argument("config", nargs="*", metavar="[CONFIG] [key=value ...]", help=CONFIG_HELP)
+                    "the checkpoint's own training config is used; key=value and the flags "
+                    "below override it (each flag names its config key). Exit status: 0 "
+                    "every video evaluated, 1 some videos could not be read (listed; the "
+                    "metrics say over how many videos they were computed), 2 nothing could "
+                    "be run.")
+    p.add_argument("config", nargs="*", metavar=CONFIG_METAVAR, help=CONFIG_HELP)
     p.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
-    p.add_argument("--output", help="report folder (default: CHECKPOINT/eval, or beside a "
-                                     "checkpoint file)")
-    p.add_argument("--sampling", choices=("reference", "uniform"),
-                   help="which frames make a test view (the same as sampling=...; default: "
-                        "the config's, 'reference': the FROSTER reference decoder's frames)")
+    output_option(p, "report folder; default: CHECKPOINT/eval, or NAME_eval beside a "
+                     "checkpoint file", metavar="DIR")
+    views = p.add_argument_group("views and throughput (default: the config's)")
+    view_options(views)
+    device_and_precision(views)
+    throughput_options(views, batch_help="videos per rank per forward pass", batch_default=None)
     p.set_defaults(run=run_eval)
 
-    p = subparsers.add_parser(
-        "average", help="uniform weight average of epoch checkpoints",
+    p = add_parser(
+        subparsers, "average", help="uniform weight average of epoch checkpoints",
         description="`froster average RUN_DIR` averages RUN_DIR/epochs/epoch_NNN for NNN >= "
                     "--from-epoch into RUN_DIR/average; or give checkpoint folders and --output. "
                     "Training already writes RUN_DIR/average from a running sum; this command "
                     "is for other ranges of a run that kept its exports (keep_epochs=all).")
     p.add_argument("paths", nargs="+", metavar="RUN_DIR_OR_CHECKPOINTS")
-    p.add_argument("--from-epoch", type=int, default=2, help="first epoch averaged (default 2)")
-    p.add_argument("--to-epoch", type=int, default=None, help="last epoch averaged (default: last)")
-    p.add_argument("--output", help="output folder (default: RUN_DIR/average)")
+    p.add_argument("--from-epoch", type=int, default=2, help="first epoch averaged")
+    p.add_argument("--to-epoch", type=int, default=None, help="last epoch averaged; default: the last")
+    output_option(p, "output folder; default: RUN_DIR/average", metavar="DIR")
     p.set_defaults(run=run_average)
 
-    p = subparsers.add_parser(
-        "export", help="the student alone: a checkpoint folder, or a file for the reference code",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_parser(
+        subparsers, "export", help="the student alone: a checkpoint folder, or a file for the reference code",
         description="froster export LAST_PT_OR_RUN_DIR OUTPUT_DIR\n"
                     "  the student of a training checkpoint (RUN_DIR/checkpoints/last.pt) as\n"
                     "  model.safetensors + config.json, for eval and predict.\n"
@@ -272,12 +305,12 @@ def register(subparsers) -> None:
     p.add_argument("output", metavar="OUTPUT", help="folder (--to froster) or .pth file "
                                                     "(--to reference)")
     p.add_argument("--to", choices=("froster", "reference"), default="froster",
-                   help="froster: a checkpoint folder (default); reference: a PySlowFast .pth")
+                   help="froster: a checkpoint folder; reference: a PySlowFast .pth")
     p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     p.set_defaults(run=run_export)
 
-    p = subparsers.add_parser(
-        "diff", help="what differs between two runs' reproduction records",
+    p = add_parser(
+        subparsers, "diff", help="what differs between two runs' reproduction records",
         description="List every field that differs between the reproduction records of two "
                     "runs (versions, devices, seeds, precision, sampling, views, file hashes, "
                     "videos evaluated/failed, config). Each of RUN_A, RUN_B is a run folder "
@@ -288,32 +321,33 @@ def register(subparsers) -> None:
     p.add_argument("run_b", metavar="RUN_B")
     p.set_defaults(run=run_diff)
 
-    p = subparsers.add_parser("benchmark", help="the paper's protocols: b2n, cross")
+    p = add_parser(subparsers, "benchmark", help="the paper's protocols: b2n, cross")
     sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
-    b2n = sub.add_parser(
-        "b2n", help="base-to-novel: train per split, base/novel/HM, mean ± std",
-        description="e.g. `froster benchmark b2n configs/b2n_k400.yaml --splits "
+    b2n = add_parser(
+        sub, "b2n", help="base-to-novel: train per split, base/novel/HM, mean ± std",
+        description="e.g. `froster benchmark b2n b2n_k400 --splits "
                     "froster_splits/zs_label_db/B2N_k400 --data-root /data/k400`")
-    b2n.add_argument("config", nargs="*", metavar="[CONFIG] [key=value ...]", help=CONFIG_HELP)
+    b2n.add_argument("config", nargs="*", metavar=CONFIG_METAVAR, help=CONFIG_HELP)
     b2n.add_argument("--splits", required=True, help="split folder, e.g. .../zs_label_db/B2N_k400")
     b2n.add_argument("--train-lists", nargs="+", metavar="NAME",
-                     help="training lists in the split folder (default: every train*.csv)")
-    b2n.add_argument("--dataset", help="k400, hmdb, ucf or ssv2 (default: from the folder name), "
-                                       "for the paper's numbers")
-    cross = sub.add_parser(
-        "cross", help="cross-dataset: a checkpoint on each test split, mean ± std",
+                     help="training lists in the split folder; default: every train*.csv")
+    b2n.add_argument("--dataset", help="k400, hmdb, ucf or ssv2, for the paper's numbers; "
+                                       "default: from the folder name")
+    cross = add_parser(
+        sub, "cross", help="cross-dataset: a checkpoint on each test split, mean ± std",
         description="e.g. `froster benchmark cross --checkpoint runs/k400/average --dataset ucf "
                     "--splits froster_splits/zs_label_db --data-root /data/ucf101`")
-    cross.add_argument("config", nargs="*", metavar="[CONFIG] [key=value ...]", help=CONFIG_HELP)
+    cross.add_argument("config", nargs="*", metavar=CONFIG_METAVAR, help=CONFIG_HELP)
     cross.add_argument("--splits", required=True, help="folder with ucf101_split1/, ... "
                                                        "(e.g. froster_splits/zs_label_db)")
     cross.add_argument("--dataset", required=True, choices=("ucf", "hmdb", "k600"))
     cross.add_argument("--checkpoint", help=CHECKPOINT_HELP)
     cross.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
-    cross.add_argument("--labels", help="class-text folder (default: label_rephrase beside --splits)")
+    cross.add_argument("--label-dir", metavar="DIR",
+                       help="folder of class-text files; default: label_rephrase beside --splits")
     cross.add_argument("--no-full", action="store_true", help="skip the full-set evaluation")
     for q in (b2n, cross):
         q.add_argument("--data-root", required=True, help="folder the list paths are relative to")
         q.add_argument("--zero-shot", action="store_true", help="the frozen CLIP, no training")
-        q.add_argument("--output", help="results folder (default: OUTPUT_DIR/<protocol>)")
+        output_option(q, "results folder; default: OUTPUT_DIR/<protocol>", metavar="DIR")
         q.set_defaults(run=run_benchmark, command="benchmark")

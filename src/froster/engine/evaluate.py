@@ -12,9 +12,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import _atomic
 from ..clip import preprocess_config
 from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations
+from ..data.loader import batches, loader_timeout
+from ..errors import FrosterError
+from ..files import atomic_write
 from ..model import VideoCLIP
 from ..prompts import PromptBank
 from .distributed import DistInfo, gather_objects
@@ -29,7 +31,7 @@ def class_embeddings(student: VideoCLIP, bank: PromptBank, device: torch.device,
     templates = bank.all_templates()
     parts = []
     for start in range(0, len(bank), chunk):
-        tokens = bank.stacked(templates)[start:start + chunk].to(device)
+        tokens = bank.stacked(templates)[start:start + chunk]  # planned on the host, run on the device
         with autocast(device, dtype):
             parts.append(student.encode_classes(tokens).float())
     return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
@@ -48,15 +50,13 @@ def video_logits(student: VideoCLIP, video: torch.Tensor, classifier: torch.Tens
 
 def eval_dataset(cfg, list_file: str, num_classes: int, size: int) -> VideoDataset:
     items = read_annotations(list_file, cfg.data_root or None, num_classes)
-    return VideoDataset(items, mode="test", num_frames=cfg.num_frames,
-                        sampling_rate=cfg.sampling_rate, target_fps=cfg.target_fps,
-                        num_views=cfg.test_views, num_crops=cfg.test_crops, size=size,
-                        seed=cfg.seed, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
+    return VideoDataset(items, mode="test", view=cfg.view(), size=size, seed=cfg.seed,
+                        decode_timeout=cfg.decode_timeout)
 
 
 @torch.no_grad()
 def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: DistInfo,
-             batch_size: int = 4, num_workers: int = 2, dtype: torch.dtype | None = None,
+             batch_size: int = 4, num_workers: int | None = 2, dtype: torch.dtype | None = None,
              progress: bool = True, desc: str = "eval") -> Metrics:
     """Metrics of `student` on a test-mode dataset (the same on every rank)."""
     was_training = student.training
@@ -65,9 +65,10 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
     prep = preprocess_config(student.clip)
     classifier = class_embeddings(student, bank, device, dtype)
     loader = build_loader(dataset, batch_size, num_workers=num_workers, rank=info.rank,
-                          world_size=info.world_size)
+                          world_size=info.world_size, pin_memory=device.type == "cuda",
+                          timeout=loader_timeout(dataset.decode_timeout, batch_size))
     indices, logits, failures = [], [], FailureLog()
-    bar = tqdm(loader, desc=desc, disable=not (progress and info.is_main) or None,
+    bar = tqdm(batches(loader), total=len(loader), desc=desc, disable=not (progress and info.is_main) or None,
                leave=False, dynamic_ncols=True)
     for batch in bar:
         failures.add(batch)
@@ -93,17 +94,21 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
     labels = torch.tensor([dataset.items[i].label for i in order], dtype=torch.long)
     stacked = torch.stack([merged[i] for i in order]) if order else torch.empty(0, len(bank))
     if not order:
-        raise ValueError(f"none of the {len(dataset)} videos could be loaded for evaluation; "
-                         f"is data_root right? First error: {next(iter(failed.values()), '?')}")
+        raise FrosterError(f"none of the {len(dataset)} videos could be loaded for evaluation; "
+                           f"is data_root right? First error: {next(iter(failed.values()), '?')}")
     metrics = compute_metrics(stacked, labels, total=len(dataset), failed=list(failed.values()))
     metrics.fallback = [f"{path}: {reason}" for path, reason in fallback.items()]
+    metrics.videos, metrics.labels, metrics.logits = \
+        [dataset.items[i].path for i in order], labels, stacked
     return metrics
 
 
 def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
                  extra: dict | None = None, record: dict | None = None) -> Path:
     """metrics.json (summary, per-class accuracy, failed videos, the reproduction record),
-    report.md, confusion.csv and, when videos failed, failed_videos.txt."""
+    report.md, confusion.csv, predictions.jsonl (each video's top-5) and, when videos
+    failed, failed_videos.txt."""
+    from .predictions import write_predictions
     from .record import markdown, with_videos
 
     folder = Path(folder)
@@ -115,9 +120,9 @@ def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
     if record is not None:
         report["record"] = with_videos(record, folder, metrics.evaluated, metrics.total,
                                        metrics.failed, metrics.fallback)
-    _atomic(folder / "metrics.json", lambda p: Path(p).write_text(json.dumps(report, indent=2)))
+    atomic_write(folder / "metrics.json", lambda p: Path(p).write_text(json.dumps(report, indent=2)))
     text = report_markdown(metrics, extra) + ("\n" + markdown(report["record"]) if record else "")
-    _atomic(folder / "report.md", lambda p: Path(p).write_text(text))
+    atomic_write(folder / "report.md", lambda p: Path(p).write_text(text))
 
     def write_confusion(path):
         with open(path, "w", newline="") as f:
@@ -126,7 +131,9 @@ def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
             for name, row in zip(class_names, metrics.confusion.tolist()):
                 writer.writerow([name, *row])
 
-    _atomic(folder / "confusion.csv", write_confusion)
+    atomic_write(folder / "confusion.csv", write_confusion)
+    if metrics.logits is not None:
+        write_predictions(folder, metrics.videos, metrics.labels, metrics.logits, class_names)
     return folder
 
 

@@ -9,26 +9,28 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-from ..checkpoint import StudentSpec, load_imported_weights
-from ..clip import _NO_WEIGHTS, resolve_quick_gelu
+from ..checkpoint import load_imported_weights
+from ..clip import NO_WEIGHTS, resolve_quick_gelu
+from ..errors import FrosterError
+from ..student_spec import StudentSpec
 
 
 def init_spec(spec: StudentSpec, imported, init: str) -> StudentSpec:
     """The student spec of the run, checked against the init file's student."""
     if imported.spec.model != spec.model:
-        raise ValueError(f"init={init} holds a {imported.spec.model} student but the config says "
-                         f"model={spec.model}; set model={imported.spec.model}")
+        raise FrosterError(f"init={init} holds a {imported.spec.model} student but the config says "
+                           f"model={spec.model}; set model={imported.spec.model}")
     wanted = imported.spec.quick_gelu
-    if spec.quick_gelu is None and spec.pretrained in _NO_WEIGHTS:
+    if spec.quick_gelu is None and spec.pretrained in NO_WEIGHTS:
         return replace(spec, quick_gelu=wanted)
     have = resolve_quick_gelu(spec.model, spec.pretrained, spec.quick_gelu)
     if have != wanted:
         act = lambda quick: "QuickGELU" if quick else "GELU"  # noqa: E731
         why = (f"the config sets quick_gelu={str(have).lower()}" if spec.quick_gelu is not None
                else f"pretrained={spec.pretrained} (the teacher's weights) uses {act(have)}")
-        raise ValueError(f"init={init} was trained with {act(wanted)} but {why}; set "
-                         f"quick_gelu={str(wanted).lower()}, or pretrained= the CLIP the file "
-                         f"was fine-tuned from")
+        raise FrosterError(f"init={init} was trained with {act(wanted)} but {why}; set "
+                           f"quick_gelu={str(wanted).lower()}, or pretrained= the CLIP the file "
+                           f"was fine-tuned from")
     if spec.temporal != imported.spec.temporal:
         print(f"warning: init={init} was trained with temporal={imported.spec.temporal}; training "
               f"with temporal={spec.temporal} as the config says", file=sys.stderr)
@@ -48,6 +50,6 @@ def load_init(model, imported, init: str) -> str:
             try:
                 getattr(model, name).load_state_dict(weights)
             except RuntimeError as err:
-                raise ValueError(f"init={init}: its {name} head does not fit this student "
-                                 f"({str(err).splitlines()[0]})") from None
+                raise FrosterError(f"init={init}: its {name} head does not fit this student "
+                                   f"({str(err).splitlines()[0]})") from None
     return imported.describe(heads_used=heads_used)

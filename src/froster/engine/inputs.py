@@ -5,22 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data import read_class_names
+from ..errors import FrosterError, MissingFileError
 from ..prompts import ALL_PROMPTS, PromptBank, read_templates
 
 
 def require_file(path: str, key: str, expected: str) -> Path:
     if not path:
-        raise ValueError(f"{key} is not set: give {key}=<{expected}> (in the config or on the "
-                         "command line)")
+        raise FrosterError(f"{key} is not set: give {key}=<{expected}> (in the config or on the "
+                           "command line)")
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{key}: {path} not found; expected {expected}")
+        raise MissingFileError(f"{key}: {path} not found; expected {expected}")
     return Path(path)
 
 
 def require_data_root(data_root: str, list_file: str) -> None:
     if data_root and not Path(data_root).is_dir():
-        raise FileNotFoundError(f"data_root: {data_root} is not a folder; it should be the folder "
-                                f"the video paths in {list_file} are relative to")
+        raise MissingFileError(f"data_root: {data_root} is not a folder; it should be the folder "
+                               f"the video paths in {list_file} are relative to")
 
 
 def class_bank(class_file: str, key: str, tokenizer, templates_file: str = "",

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import FrosterError
+
 
 @dataclass
 class Metrics:
@@ -19,6 +21,10 @@ class Metrics:
     total: int                        # videos in the list
     failed: list[str] = field(default_factory=list)
     fallback: list[str] = field(default_factory=list)  # "path: reason", sampled another way
+    # What each evaluated video got, for predictions.jsonl (set by `evaluate`):
+    videos: list[str] = field(default_factory=list)   # paths, in the row order of `logits`
+    labels: torch.Tensor | None = None                # (N,) true classes
+    logits: torch.Tensor | None = None                # (N, C) view-summed logits
 
     def summary(self) -> dict:
         return {"top1": self.top1, "top5": self.top5,
@@ -37,7 +43,7 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, total: int | Non
     """`logits` (N, C), `labels` (N,); accuracies in percent."""
     num, classes = logits.shape
     if num == 0:
-        raise ValueError("no video could be evaluated")
+        raise FrosterError("no video could be evaluated")
     labels = labels.long()
     ranked = logits.float().topk(min(5, classes), dim=1).indices
     hits = ranked == labels[:, None]

@@ -9,10 +9,10 @@ import contextlib
 
 import torch
 
+from ..errors import FrosterError
+from ..precisions import EVAL_PRECISIONS
+
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-EVAL_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def autocast_dtype(precision: str, device: torch.device, key: str = "precision") -> torch.dtype | None:
@@ -20,7 +20,7 @@ def autocast_dtype(precision: str, device: torch.device, key: str = "precision")
     if precision == "auto":
         precision = "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type == "cpu":
-        raise ValueError(f"{key}=fp16 is for CUDA; on CPU use bf16 or fp32")
+        raise FrosterError(f"{key}=fp16 is for CUDA; on CPU use bf16 or fp32")
     return _DTYPES[precision]
 
 
@@ -28,7 +28,7 @@ def eval_autocast_dtype(precision: str, device: torch.device,
                         key: str = "eval_precision") -> torch.dtype | None:
     """The testing autocast dtype (None: plain fp32, the default on CPU and CUDA alike)."""
     if precision not in EVAL_PRECISIONS:
-        raise ValueError(f"{key}={precision!r}: expected one of {', '.join(EVAL_PRECISIONS)}")
+        raise FrosterError(f"{key}={precision!r}: expected one of {', '.join(EVAL_PRECISIONS)}")
     return autocast_dtype(precision, device, key)
 
 

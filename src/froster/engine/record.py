@@ -23,6 +23,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..errors import FrosterError, MissingFileError
+
 RECORD_FILE = "record.json"
 FAILED_FILE = "failed_videos.txt"
 SCHEMA = 1
@@ -189,11 +191,11 @@ def with_videos(record: dict, folder: str | os.PathLike, evaluated: int, total: 
 
 
 def write_record(record: dict, folder: str | os.PathLike) -> Path:
-    from ..checkpoint import _atomic
+    from ..files import atomic_write
 
     path = Path(folder) / RECORD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, lambda p: Path(p).write_text(json.dumps(record, indent=2) + "\n"))
+    atomic_write(path, lambda p: Path(p).write_text(json.dumps(record, indent=2) + "\n"))
     return path
 
 
@@ -253,20 +255,20 @@ def load_record(path: str | os.PathLike) -> dict:
         for name in (RECORD_FILE, "results.json", "metrics.json", "eval/metrics.json"):
             if (path / name).is_file():
                 return load_record(path / name)
-        raise FileNotFoundError(f"{path}: no {RECORD_FILE}, results.json or metrics.json "
-                                "here; give a run folder or one of those files")
+        raise MissingFileError(f"{path}: no {RECORD_FILE}, results.json or metrics.json "
+                               "here; give a run folder or one of those files")
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found")
+        raise MissingFileError(f"{path} not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not a JSON file: {err}") from None
+        raise FrosterError(f"{path} is not a JSON file: {err}") from None
     if isinstance(data, dict) and isinstance(data.get("record"), dict):
         return data["record"]
     if isinstance(data, dict) and "schema" in data and "froster" in data:
         return data
-    raise ValueError(f"{path} has no reproduction record (written by froster train, eval and "
-                     "benchmark from version 0.1.0 on; this file is older or not froster's)")
+    raise FrosterError(f"{path} has no reproduction record (written by froster train, eval and "
+                       "benchmark from version 0.1.0 on; this file is older or not froster's)")
 
 
 def diff_records(a: dict, b: dict) -> list[tuple[str, object, object]]:

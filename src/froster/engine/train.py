@@ -10,77 +10,41 @@ from __future__ import annotations
 
 import contextlib
 import random
+import sys
 import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..checkpoint import StudentSpec, build_student, export_student, student_config, write_checkpoint
+from ..checkpoint import build_student, export_student, student_config, write_checkpoint
 from ..clip import preprocess_config
 from ..config import Config, save_config
 from ..data import FailureLog, VideoDataset, build_loader, normalize, read_annotations, set_epoch
+from ..data.loader import batches, loader_timeout
 from ..distill import Froster
+from ..errors import FrosterError
+from ..student_spec import StudentSpec
 from . import checkpoints as ckpt
 from .averaging import WeightSum, run_epochs, sum_folders
-from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
+from .batching import out_of_memory, split_batch
+from .distributed import DistInfo, barrier, ddp_options, gather_objects, main_first, mean_over_ranks
 from .evaluate import eval_dataset, eval_files, evaluate, write_report
 from .init_weights import init_spec, load_init
 from .inputs import class_bank, list_file, require_data_root
 from .logger import RunLogger
+from .optim import param_groups
 from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
 from .record import FAILED_FILE, RECORD_FILE, build_record, write_record
+from .scalars import StepSums, step_record
 from .schedule import learning_rate, set_lr
 
 
 def student_spec(cfg: Config) -> StudentSpec:
     return StudentSpec(model=cfg.model, pretrained=cfg.pretrained, quick_gelu=cfg.quick_gelu,
                        temporal=cfg.temporal, neighbor_padding=cfg.neighbor_padding)
-
-
-def decays(name: str, param: torch.nn.Parameter, logit_scale_decay: bool = True) -> bool:
-    """The reference's rule (PySlowFast's optimizer with ZERO_WD_1D_PARAM, as FROSTER's configs
-    set it): no weight decay on parameters that are 1-D or whose name ends in ``.bias``; every
-    other one is decayed, the 0-D ``logit_scale`` included (a reference quirk). With
-    `logit_scale_decay` off, 0-D parameters (logit_scale, and logit_bias where a model has
-    one) are exempt as well."""
-    if param.ndim == 1 or name.endswith(".bias"):
-        return False
-    return logit_scale_decay or param.ndim != 0
-
-
-def param_groups(module: torch.nn.Module, weight_decay: float, logit_scale_decay: bool = True,
-                 scaled=(), lr_scale: float = 1.0) -> list[dict]:
-    """AdamW groups (decayed, not decayed) of the trainable parameters; each group's
-    ``names`` lists its parameters' names. The `scaled` parameters (a backbone's added
-    modules) go to groups of their own whose learning rate is `lr_scale` times the rest's."""
-    groups = ({"params": [], "names": [], "weight_decay": weight_decay},
-              {"params": [], "names": [], "weight_decay": 0.0})
-    for name, p in module.named_parameters():
-        if p.requires_grad:
-            group = groups[0] if decays(name, p, logit_scale_decay) else groups[1]
-            group["params"].append(p)
-            group["names"].append(name)
-    return scale_lr(list(groups), scaled, lr_scale)
-
-
-def scale_lr(groups: list[dict], scaled, lr_scale: float) -> list[dict]:
-    """Split each group into its parameters outside `scaled` and those inside, the latter
-    with `lr_scale` (read by `schedule.set_lr`); empty new groups are left out."""
-    ids = {id(p) for p in scaled}
-    if not ids:
-        return groups
-    out = []
-    for group in groups:
-        pairs = list(zip(group["params"], group["names"]))
-        outside = [(p, n) for p, n in pairs if id(p) not in ids]
-        inside = [(p, n) for p, n in pairs if id(p) in ids]
-        out.append(group | {"params": [p for p, _ in outside], "names": [n for _, n in outside]})
-        if inside:
-            out.append(group | {"params": [p for p, _ in inside], "names": [n for _, n in inside],
-                                "lr_scale": lr_scale})
-    return out
 
 
 TEACHER_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -96,17 +60,15 @@ class Trainer:
         require_data_root(cfg.data_root, cfg.train_list)
         if cfg.val_list:
             list_file(cfg.val_list, "val_list")
-        micro, rest = divmod(cfg.batch_size, info.world_size * cfg.grad_accum)
-        if rest or micro == 0:
-            raise ValueError(f"batch_size={cfg.batch_size} (global) must be a multiple of "
-                             f"world_size ({info.world_size}) x grad_accum ({cfg.grad_accum})")
+        micro, self.grad_accum = split_batch(cfg.batch_size, info.world_size, cfg.grad_accum,
+                                             cfg.device_batch_size)
         self.micro_batch = micro
 
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
         spec, imported = student_spec(cfg), None
         if cfg.init:
-            from ..checkpoint import read_student
-            imported = read_student(cfg.init, trust_pickle=cfg.trust_pickle)
+            from ..interop import read_checkpoint
+            imported = read_checkpoint(cfg.init, trust_pickle=cfg.trust_pickle)
             spec = init_spec(spec, imported, cfg.init)
         with main_first(info):  # one download of pretrained weights, not one per rank
             student, self.tokenizer = build_student(spec)
@@ -121,31 +83,35 @@ class Trainer:
         if imported is not None:
             summary = load_init(self.model, imported, cfg.init)
             if info.is_main:
-                print(f"init: {cfg.init}: {summary}")
-        if hasattr(self.model, "text_sharding"):
-            self.model.text_sharding = cfg.shard_text
+                print(f"init: {cfg.init}: {summary}", file=sys.stderr)
+        # exact (sharding.py), and the text tower is a large share of a many-class step
+        self.model.text_sharding = info.world_size > 1 if cfg.shard_text is None else cfg.shard_text
         student.set_grad_checkpointing(cfg.grad_checkpointing)
         if cfg.compile:
             student.enable_compile()
         if self.model.teacher is not None and cfg.teacher_precision != "fp32":
             self.model.teacher.set_dtype(TEACHER_DTYPES[cfg.teacher_precision])
         self.model.to(self.device).train()
+        self.model.prepare_text(self.bank, self.device)  # the prompt plans, on the device once
         prep = preprocess_config(student.clip)
-        self.size, self.mean, self.std = prep["size"], prep["mean"], prep["std"]
+        self.size = prep["size"]
+        # normalisation constants on the device, made once (not copied from the host per step)
+        self.mean = torch.tensor(prep["mean"], device=self.device)
+        self.std = torch.tensor(prep["std"], device=self.device)
 
         items = read_annotations(train_list, cfg.data_root or None, len(self.bank))
         self.dataset = VideoDataset(
-            items, mode="train", num_frames=cfg.num_frames, sampling_rate=cfg.sampling_rate,
-            target_fps=cfg.target_fps, size=self.size,
-            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed,
-            flip=cfg.flip, sampling=cfg.sampling, apply_rotation=cfg.apply_rotation)
+            items, mode="train", view=cfg.view(), size=self.size,
+            short_side_range=cfg.short_side_range(self.size), seed=cfg.seed, flip=cfg.flip,
+            decode_timeout=cfg.decode_timeout)
         self.loader = build_loader(self.dataset, micro, num_workers=cfg.num_workers,
+                                   timeout=loader_timeout(cfg.decode_timeout, micro),
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")
-        self.steps_per_epoch = len(self.loader) // cfg.grad_accum
+        self.steps_per_epoch = len(self.loader) // self.grad_accum
         if self.steps_per_epoch == 0:
-            raise ValueError(f"{train_list} has {len(items)} videos: too few for one step of "
-                             f"batch_size={cfg.batch_size}")
+            raise FrosterError(f"{train_list} has {len(items)} videos: too few for one step of "
+                               f"batch_size={cfg.batch_size}")
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup_steps = cfg.warmup_epochs * self.steps_per_epoch
 
@@ -156,9 +122,8 @@ class Trainer:
             param_groups(self.model, cfg.weight_decay, cfg.logit_scale_decay,
                          student.added_parameters(), cfg.added_lr_scale), lr=cfg.lr)
         self.ddp = None
-        if info.distributed:
-            self.ddp = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if dist.is_available() and dist.is_initialized():  # a process group: DDP, even of one
+            self.ddp = DistributedDataParallel(self.model, **ddp_options(self.device))
         self.template_rng = random.Random(cfg.seed)
         self.train_failures: dict[str, None] = {}  # messages of training videos that failed
         self.epoch = 0  # epochs finished
@@ -188,21 +153,23 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except ValueError as err:  # the parameter groups changed (e.g. logit_scale_decay)
-            raise ValueError(f"{path}: its optimiser state does not fit this config's parameter "
-                             f"groups ({err}); resume with the weight-decay settings it was "
-                             f"trained with (weight_decay, logit_scale_decay)") from None
+            raise FrosterError(f"{path}: its optimiser state does not fit this config's parameter "
+                               f"groups ({err}); resume with the weight-decay settings it was "
+                               f"trained with (weight_decay, logit_scale_decay)") from None
         self.scaler.load_state_dict(state["scaler"])
         ckpt.restore_rng(state["rng"], self.template_rng)
         self.epoch, self.step = state["epoch"], state["step"]
         if self.average is not None:
             self.average = self._resumed_average(path, state.get("average"))
         if self.info.is_main:
-            print(f"resumed from {path} after epoch {self.epoch} (step {self.step})")
+            print(f"resumed from {path} after epoch {self.epoch} (step {self.step})",
+                  file=sys.stderr)
             changed = {k: (v, getattr(self.cfg, k)) for k, v in state["config"].items()
                        if k not in ("resume",) and hasattr(self.cfg, k) and getattr(self.cfg, k) != v}
             if changed:  # allowed (e.g. more epochs), but the run is no longer one recipe
                 print("warning: config differs from the checkpoint's: " + ", ".join(
-                    f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+                    f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()),
+                    file=sys.stderr)
 
     def _resumed_average(self, path: Path, saved: dict | None) -> WeightSum:
         """The running sum saved in `path`; for a checkpoint written before there was one,
@@ -216,10 +183,10 @@ class Trainer:
             folders = run_epochs(self.output_dir, expected[0], expected[-1])
             average, _ = sum_folders(folders.values(), list(folders))
         if average.tags != expected:
-            raise ValueError(f"{path} holds the weight sum of epochs {average.tags or 'none'}, but "
-                             f"average_from_epoch={self.cfg.average_from_epoch} after "
-                             f"{self.epoch} epochs asks for {expected or 'none'}; resume with the "
-                             "average_from_epoch the run started with")
+            raise FrosterError(f"{path} holds the weight sum of epochs {average.tags or 'none'}, but "
+                               f"average_from_epoch={self.cfg.average_from_epoch} after "
+                               f"{self.epoch} epochs asks for {expected or 'none'}; resume with the "
+                               "average_from_epoch the run started with")
         return average
 
     def accumulate_average(self) -> None:
@@ -253,11 +220,20 @@ class Trainer:
                                 student_config(self.student, student_spec(self.cfg), extra))
 
     # -- one step ------------------------------------------------------------------
-    def train_step(self, micro_batches: list[dict]) -> dict[str, float]:
-        """One optimiser step over `grad_accum` micro-batches; returns the loss terms."""
+    def train_step(self, micro_batches: list[dict]) -> dict:
+        """One optimiser step over `grad_accum` micro-batches. Returns the loss terms and
+        the gradient norm as 0-d float64 tensors on the device (read them at log steps:
+        no host sync here but the fp16 scaler's own check), `skipped` (1 when the fp16
+        scaler skipped the step for inf/nan gradients) and the learning rate (a float)."""
+        try:
+            return self._train_step(micro_batches)
+        except torch.OutOfMemoryError as err:
+            raise out_of_memory(err, self.device, self.micro_batch, self.grad_accum) from None
+
+    def _train_step(self, micro_batches: list[dict]) -> dict:
         cfg, module = self.cfg, self.ddp or self.model
         templates = self.bank.training_templates(self.template_rng)
-        totals: dict[str, float] = {}
+        totals: dict = {}
         for k, batch in enumerate(micro_batches):
             video = normalize(batch["video"].to(self.device, non_blocking=True), self.mean, self.std)
             labels = batch["label"].to(self.device, non_blocking=True)
@@ -268,11 +244,19 @@ class Trainer:
                     terms = module(video, labels, self.bank, templates)
                 self.scaler.scale(terms.loss / len(micro_batches)).backward()
             for key, value in terms.scalars().items():
-                totals[key] = totals.get(key, 0.0) + value / len(micro_batches)
+                share = value / len(micro_batches)
+                totals[key] = share if key not in totals else totals[key] + share
         self.scaler.unscale_(self.optimizer)
+        norm = None
         if cfg.clip_grad > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-            totals["grad_norm"] = float(norm)
+        elif self.scaler.is_enabled():  # the norm tells a skipped step without a host sync
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+        if norm is not None:
+            finite = torch.isfinite(norm)
+            totals["skipped"] = (~finite).double()
+            if cfg.clip_grad > 0:  # a skipped step's norm is not averaged in
+                totals["grad_norm"] = torch.where(finite, norm.double(), 0.0)
         lr = learning_rate(self.step, self.total_steps, self.warmup_steps, cfg.lr,
                            cfg.warmup_start_lr, cfg.min_lr, cfg.cosine_after_warmup)
         set_lr(self.optimizer, lr)
@@ -287,17 +271,17 @@ class Trainer:
         """This rank's micro-batches of one epoch, grouped per optimiser step."""
         set_epoch(self.loader, epoch)
         group = []
-        for batch in self.loader:
+        for batch in batches(self.loader):
             failures.add(batch)
             group.append(batch)
-            if len(group) == self.cfg.grad_accum:
+            if len(group) == self.grad_accum:
                 yield group
                 group = []
 
     def train_epoch(self) -> dict[str, float]:
         epoch = self.epoch  # 0-based index of the epoch being trained
         failures = FailureLog()
-        sums: dict[str, float] = {}
+        sums = StepSums()
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
                    disable=not (self.cfg.progress and self.info.is_main) or None,
                    dynamic_ncols=True)
@@ -306,17 +290,16 @@ class Trainer:
             if i == self.steps_per_epoch:
                 break
             scalars = self.train_step(group)
-            for key, value in scalars.items():
-                sums[key] = sums.get(key, 0.0) + value
+            sums.add(scalars)
             bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in scalars.items() if k != "grad_norm"})
-            if self.step % self.cfg.log_every == 0:
-                self.logger.log("train", self.step, epoch=epoch + 1,
-                                **mean_over_ranks(scalars, self.device))
+            if self.step % self.cfg.log_every == 0:  # the step's only host read
+                values = step_record(mean_over_ranks(scalars, self.device))
+                bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()
+                                 if k not in ("grad_norm", "skipped") and v is not None})
+                self.logger.log("train", self.step, epoch=epoch + 1, **values)
         bar.close()
         self.epoch += 1
-        means = mean_over_ranks({k: v / self.steps_per_epoch for k, v in sums.items()},
-                                self.device)
+        means = sums.means(self.steps_per_epoch, self.device)
         parts = gather_objects(([tuple(f) for f in failures.failures],
                                 [tuple(f) for f in failures.fallbacks]))
         if self.info.is_main:
@@ -330,9 +313,10 @@ class Trainer:
                             failed_videos=len(log.paths),
                             fallback_videos=len(log.fallback_paths), **means)
             print(f"epoch {self.epoch}/{self.cfg.epochs}: " +
-                  "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)")
+                  "  ".join(f"{k} {v:.4g}" for k, v in means.items()) + f"  ({elapsed:.1f} s)",
+                  file=sys.stderr)
             if log.failures or log.fallbacks:
-                print(log.report())
+                print(log.report(), file=sys.stderr)
             self.train_failures.update(dict.fromkeys(f.message for f in log.failures))
         return means
 
@@ -376,7 +360,7 @@ class Trainer:
             write_report(metrics, self.output_dir / "eval" / name, self.eval_bank.names,
                          record=build_record(cfg, self.info, files))
             self.logger.log("eval", self.step, name=name, **metrics.summary())
-            print(f"eval {name}: {metrics.describe()}")
+            print(f"eval {name}: {metrics.describe()}", file=sys.stderr)
         return metrics
 
     # -- the run -------------------------------------------------------------------
@@ -409,7 +393,8 @@ class Trainer:
         if self.averaging:
             if self.info.is_main:
                 folder = self.write_average()
-                print(f"averaged epochs {cfg.average_from_epoch}..{cfg.epochs} into {folder}")
+                print(f"averaged epochs {cfg.average_from_epoch}..{cfg.epochs} into {folder}",
+                      file=sys.stderr)
             barrier()
             result["average"] = str(self.output_dir / "average")
             if cfg.val_list:
@@ -454,13 +439,16 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
             write_record(record | {"videos": {"evaluated": metrics.evaluated,
                                               "total": metrics.total,
                                               "failed": len(metrics.failed)}}, output_dir)
-            print(f"zero-shot: {metrics.describe()}")
+            print(f"zero-shot: {metrics.describe()}", file=sys.stderr)
         result["eval"] = metrics.summary()
     return result
 
 
 def train(cfg: Config, info: DistInfo) -> dict:
     """Train (or, with zero_shot, only evaluate) as the config says; resumes if asked."""
+    if cfg.check_data:
+        from .data_check import check_run_data
+        check_run_data(cfg, info)
     if cfg.zero_shot:
         return zero_shot(cfg, info)
     trainer = Trainer(cfg, info)

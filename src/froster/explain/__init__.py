@@ -16,23 +16,16 @@ This file imports no torch, so the command line can list the names cheaply.
 
 from __future__ import annotations
 
-import importlib
+from ..registry import Registry
 
-#: name -> module (in this package) that defines `relevance(...)`
-_REGISTRY = {
+#: name -> module of this package that defines
+#: `relevance(model, video, classifier, target, head_fusion)`
+METHODS = Registry("method", __name__, {
     "gradient": "gradient",  # Chefer et al. 2021: R += mean_h relu(dy/dA * A) @ R
     "rollout": "rollout",    # Abnar & Zuidema 2020: R = norm(fuse_h(A) + I) @ R
-}
+})
 #: how the heads of one attention are fused into one matrix
 HEAD_FUSIONS = ("mean", "max")
 
-
-def names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
-
-
-def get(name: str):
-    """The module of method `name` (it has `relevance(model, video, classifier, target, head_fusion)`)."""
-    if name not in _REGISTRY:
-        raise ValueError(f"explanation method must be one of {', '.join(_REGISTRY)}, not {name!r}")
-    return importlib.import_module(f"{__name__}.{_REGISTRY[name]}")
+names = METHODS.names
+get = METHODS.get

@@ -11,9 +11,18 @@ import argparse
 import os
 import sys
 
-from ..cli import guarded as _guarded
-from ..inference.commands import _clip_options, _label_options, _load, _model_group, \
-    _read_labels, _text_options
+from ..cli_options import (
+    add_parser,
+    label_options,
+    load_recognizer,
+    model_options,
+    output_option,
+    read_labels,
+    recognizer_options,
+    text_options,
+    view_options,
+)
+from ..errors import FrosterError
 from . import HEAD_FUSIONS, names
 
 FROZEN = "frozen"
@@ -51,19 +60,19 @@ examples:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "explain", help="show where the model looks: per-frame attention maps of a video",
-        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_parser(subparsers, "explain",
+                   help="show where the model looks: per-frame attention maps of a video",
+                   description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("video", metavar="VIDEO", help="a video file")
-    _label_options(p)
+    label_options(p)
     maps = p.add_argument_group("maps")
     maps.add_argument("--label", metavar="NAME",
                       help="the label to explain, one of the labels (default: the top one)")
     maps.add_argument("--method", choices=names(), default="gradient",
-                      help="gradient (default) or rollout")
+                      help="gradient or rollout")
     maps.add_argument("--head-fusion", choices=HEAD_FUSIONS, default="mean",
-                      help="how the heads of each attention are combined (default: mean; "
-                           "max as TC-CLIP's figures)")
+                      help="how the heads of each attention are combined (max as TC-CLIP's "
+                           "figures)")
     maps.add_argument("--compare", action="append", default=[], metavar="frozen|CKPT",
                       help="add a row: 'frozen' for the frozen CLIP the model started from, or "
                            "another checkpoint (repeatable)")
@@ -71,38 +80,30 @@ def register(subparsers) -> None:
                       help="weights of --compare frozen (default: the CLIP weights the "
                            "checkpoint's config names; 'openai' for other projects' files)")
     out = p.add_argument_group("output")
-    out.add_argument("--output", "-o", metavar="PNG",
-                     help="the grid picture (default: VIDEO's name + _explain.png, here)")
+    output_option(out, "the grid picture; default: VIDEO's name + _explain.png, here",
+                  metavar="PNG")
     out.add_argument("--gif", metavar="FILE", help="also an animated GIF, one picture per frame")
     out.add_argument("--mp4", metavar="FILE", help="also an H.264 MP4, one picture per frame")
     out.add_argument("--fps", type=float, default=2.0,
-                     help="pictures per second of --gif/--mp4 (default 2)")
-    _model_group(p)
-    views = p.add_argument_group("views")
-    views.add_argument("--views", type=int, default=3,
-                       help="test views as predict takes them (default 3); the middle one is "
-                            "explained")
-    _clip_options(views)
-    views.add_argument("--sampling", choices=("reference", "uniform"), default="reference",
-                       help="which frames make a view (as froster predict)")
-    views.add_argument("--ignore-rotation", action="store_true",
-                       help="decode frames as stored, ignoring display rotation (as predict)")
-    _text_options(p)
+                     help="pictures per second of --gif/--mp4")
+    model_options(p)
+    views = p.add_argument_group("views (as froster predict takes them; the middle view is explained)")
+    view_options(views)
+    text_options(p)
     p.set_defaults(run=run_explain, batch_size=1, workers=0)
 
 
-@_guarded
 def run_explain(args) -> int:
     from ..data.decode import VideoDecodeError
 
-    labels = _read_labels(args)
+    labels = read_labels(args)
     output = args.output or f"{os.path.splitext(os.path.basename(args.video))[0]}_explain.png"
     _check_outputs(args, output)
     if args.fps <= 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}")
-    if args.views < 1:
-        raise ValueError(f"--views must be at least 1, got {args.views}")
-    recognizer = _load(args)
+        raise FrosterError(f"--fps must be positive, got {args.fps}")
+    if args.views is not None and args.views < 1:
+        raise FrosterError(f"--views must be at least 1, got {args.views}")
+    recognizer = load_recognizer(args)
     models = [recognizer] + [_load_compared(args, entry, recognizer) for entry in args.compare]
     rows = list(zip(_row_names(args), models))
     try:
@@ -124,11 +125,11 @@ def _check_outputs(args, output: str) -> None:
         if not path:
             continue
         if not path.lower().endswith(suffixes):
-            raise ValueError(f"{option} {path}: expected a file name ending with "
-                             f"{' or '.join(suffixes)}")
+            raise FrosterError(f"{option} {path}: expected a file name ending with "
+                               f"{' or '.join(suffixes)}")
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+            raise FrosterError(f"{option} {path}: the folder {folder} does not exist")
 
 
 def _explain_rows(rows, args, labels):
@@ -193,39 +194,31 @@ def _load_compared(args, entry: str, main):
         recognizer = _load_frozen(compared, quick_gelu, main)
     else:
         compared.checkpoint, compared.model = entry, None
-        recognizer = _load(compared)
-    recognizer.num_frames, recognizer.sampling_rate = main.num_frames, main.sampling_rate
-    recognizer.target_fps = main.target_fps
+        recognizer = load_recognizer(compared)
+    recognizer.view = main.view  # every row explains the same frames
     return recognizer
-
-
-def _checkpoint_config(path: str) -> dict | None:
-    import json
-
-    from ..checkpoint import CONFIG_FILE, froster_folder
-
-    folder = froster_folder(path)
-    if folder is None or not (folder / CONFIG_FILE).is_file():
-        return None
-    return json.loads((folder / CONFIG_FILE).read_text())
 
 
 def _frozen_clip(args) -> tuple[str, str, bool | None]:
     """(architecture, weights, quick_gelu) of the CLIP the model was fine-tuned from."""
     if args.model:
         return args.model, args.frozen_pretrained or args.pretrained, None
-    config = _checkpoint_config(args.checkpoint)
-    if config is None:  # another project's file: FROSTER, Open-VCLIP and ViFi-CLIP start from OpenAI's
-        from ..checkpoint import read_student
+    from ..interop import froster_folder
 
-        spec = read_student(args.checkpoint, trust_pickle=args.trust_pickle).spec
+    config = froster_folder.read_config(args.checkpoint)
+    if config is None:  # another project's file: FROSTER, Open-VCLIP and ViFi-CLIP start from OpenAI's
+        from ..interop import read_checkpoint
+
+        spec = read_checkpoint(args.checkpoint, trust_pickle=args.trust_pickle).spec
         return spec.model, args.frozen_pretrained or "openai", spec.quick_gelu
     pretrained = args.frozen_pretrained or config.get("pretrained") or \
         ((config.get("extra") or {}).get("config") or {}).get("pretrained")
-    if pretrained in (None, "", "none", "None", "random"):
-        raise ValueError(f"--compare frozen: {args.checkpoint} records no pretrained CLIP weights "
-                         f"(its CLIP started from random weights), so there is no frozen CLIP to "
-                         f"compare with; pass --frozen-pretrained TAG_OR_FILE")
+    from ..clip import NO_WEIGHTS
+
+    if pretrained in NO_WEIGHTS:
+        raise FrosterError(f"--compare frozen: {args.checkpoint} records no pretrained CLIP weights "
+                           f"(its CLIP started from random weights), so there is no frozen CLIP to "
+                           f"compare with; pass --frozen-pretrained TAG_OR_FILE")
     return config["model"], pretrained, config.get("quick_gelu")
 
 
@@ -234,12 +227,10 @@ def _load_frozen(args, quick_gelu, main):
     from ..clip import WeightsUnavailableError
     from ..inference.api import Recognizer
 
-    options = dict(device=args.device, num_views=args.views, num_frames=main.num_frames,
-                   sampling_rate=main.sampling_rate, target_fps=main.target_fps,
-                   sampling=args.sampling, apply_rotation=not args.ignore_rotation,
-                   cache_dir=args.cache_dir, use_cache=not args.no_cache, batch_size=1,
-                   num_workers=0, precision=main.precision, clean_prompts=main.clean_prompts,
-                   templates=main.templates)
+    options = recognizer_options(args, view=main.view, num_frames=None, sampling_rate=None,
+                                 num_views=None, sampling=None, apply_rotation=None,
+                                 batch_size=1, num_workers=0, precision=main.precision,
+                                 clean_prompts=main.clean_prompts, templates=main.templates)
     try:
         return Recognizer.from_pretrained(args.model, args.pretrained, temporal="mean",
                                           quick_gelu=quick_gelu, **options)

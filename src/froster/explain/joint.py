@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import FrosterError
+
 #: the attention calls of one visual block, in call order, per backbone
 BLOCK_CALLS = {
     "neighbor": ("neighbor",),
@@ -52,18 +54,18 @@ def check_supported(model) -> None:
     from ..model import VideoCLIP
 
     if not isinstance(model, VideoCLIP):
-        raise ValueError(f"attention maps are computed for froster's VideoCLIP student, not a "
-                         f"{type(model).__name__}")
+        raise FrosterError(f"attention maps are computed for froster's VideoCLIP student, not a "
+                           f"{type(model).__name__}")
     if model.temporal not in BLOCK_CALLS:
-        raise ValueError(f"attention maps are not defined for temporal={model.temporal!r}: its "
-                         f"attention layout is missing from froster/explain/joint.py")
+        raise FrosterError(f"attention maps are not defined for temporal={model.temporal!r}: its "
+                           f"attention layout is missing from froster/explain/joint.py")
     visual = model.clip.visual
-    if not model._standard_vit:
-        raise ValueError(f"attention maps need open_clip's plain ViT (run block by block); this "
-                         f"model's visual tower is {type(visual).__name__}")
+    if not model.standard_vit:
+        raise FrosterError(f"attention maps need open_clip's plain ViT (run block by block); this "
+                           f"model's visual tower is {type(visual).__name__}")
     if getattr(visual, "attn_pool", None) is not None or visual.pool_type not in ("tok", "avg"):
-        raise ValueError("attention maps need a ViT that reads its CLS token or the mean of its "
-                         "patches; this one pools with an attention pooler")
+        raise FrosterError("attention maps need a ViT that reads its CLS token or the mean of its "
+                           "patches; this one pools with an attention pooler")
 
 
 def patch_grid(model) -> tuple[int, int]:

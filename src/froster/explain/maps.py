@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import FrosterError
 from . import HEAD_FUSIONS, get, joint
 
 
@@ -43,7 +44,7 @@ def explain_clips(model, video: torch.Tensor, classifier: torch.Tensor, target=N
     back in place when this returns."""
     joint.check_supported(model)
     if head_fusion not in HEAD_FUSIONS:
-        raise ValueError(f"head fusion must be one of {', '.join(HEAD_FUSIONS)}, not {head_fusion!r}")
+        raise FrosterError(f"head fusion must be one of {', '.join(HEAD_FUSIONS)}, not {head_fusion!r}")
     relevance = get(method).relevance
     if video.dim() != 5:
         raise ValueError(f"clips must be (batch, frames, 3, H, W), got shape {tuple(video.shape)}")
@@ -51,7 +52,7 @@ def explain_clips(model, video: torch.Tensor, classifier: torch.Tensor, target=N
     if target is not None:
         target = torch.as_tensor(target, device=video.device).view(-1).expand(video.shape[0])
         if int(target.min()) < 0 or int(target.max()) >= classifier.shape[0]:
-            raise ValueError(f"label index out of range 0..{classifier.shape[0] - 1}")
+            raise FrosterError(f"label index out of range 0..{classifier.shape[0] - 1}")
     logits, target, row = relevance(model, video, classifier.to(video.dtype), target, head_fusion)
     return ClipMaps(logits.float(), target, joint.patch_maps(row.float(), joint.patch_grid(model)))
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from ..inference.render import _font
+from ..drawing import default_font
 
 MIN_CELL = 128      # smallest cell side, in pixels
 OVERLAY_ALPHA = 0.5  # weight of the colours over the frame
@@ -86,7 +86,7 @@ def draw_grid(rows: Sequence[MapRow], title: str = "", frame_caption: str = "fra
         raise ValueError("no rows to draw")
     frames_row = enlarge(rows[0].frames)
     count, side = frames_row.shape[0], frames_row.shape[1]
-    font, small = _font(15), _font(13)
+    font, small = default_font(15), default_font(13)
     header, footer = 52, 40
     width = CAPTION_WIDTH + count * (side + GAP)
     height = header + (len(rows) + 1) * (side + GAP) + footer
@@ -117,7 +117,7 @@ def animation(rows: Sequence[MapRow], title: str = "") -> list[Image.Image]:
     frames = enlarge(rows[0].frames)
     cells = [overlays(row.frames, row.maps) for row in rows]
     count, side = frames.shape[0], frames.shape[1]
-    font, small = _font(14), _font(12)
+    font, small = default_font(14), default_font(12)
     header = 44 + 18 * max(len(row.caption) for row in rows)
     width = (len(rows) + 1) * (side + GAP) + GAP
     width += width % 2

@@ -25,10 +25,8 @@ labels compare with each other, not whether any of them is present.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import torch
@@ -39,18 +37,19 @@ from ..data.annotations import VideoItem
 from ..data.dataset import VideoDataset
 from ..data.loader import build_loader
 from ..data.transforms import normalize, test_transform
+from ..data.views import DEFAULT_VIEW, ViewSpec
 from ..engine.precision import autocast
+from ..errors import FrosterError
 from ..model import VideoCLIP
 from ..prompts import ALL_PROMPTS, BARE, ClassText, PromptBank, make_prompt
+from .identity import checkpoint_identity, pretrained_identity, weights_identity
+from .labels import label_index, label_names, label_texts, rank
 from .text_cache import TextCache, text_key
 
-__all__ = ["Recognizer", "VideoResult", "VIDEO_EXTENSIONS", "find_videos", "file_sha256"]
+__all__ = ["Recognizer", "VideoResult", "PREDICT_VIEW"]
 
-#: File name endings taken as videos when a folder is scanned (explicit files are always taken).
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".gif", ".mpg", ".mpeg",
-                    ".wmv", ".flv", ".3gp", ".ts", ".mts", ".ogv")
-
-VideoInput = "str | os.PathLike | torch.Tensor"
+#: How `froster predict` sees a video: the evaluation's views, rotated as displayed.
+PREDICT_VIEW = DEFAULT_VIEW.replace(apply_rotation=True)
 
 
 @dataclass
@@ -68,69 +67,38 @@ class VideoResult:
         return self.error is None
 
 
-def file_sha256(*paths: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            while block := f.read(chunk):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def weights_sha256(module: torch.nn.Module) -> str:
-    """Hash of a module's weights (names, shapes, dtypes, values)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
-def find_videos(folder: str | os.PathLike) -> list[Path]:
-    """Video files under `folder` (recursive, sorted), skipping hidden files and folders."""
-    folder = Path(folder)
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in files
-                  if not f.startswith(".") and f.lower().endswith(VIDEO_EXTENSIONS)]
-    return sorted(found)
-
-
 def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _label_texts(labels: Sequence[str | ClassText]) -> list[ClassText]:
-    texts = [c if isinstance(c, ClassText) else ClassText.parse(c) for c in labels]
-    if not texts:
-        raise ValueError("no labels given")
-    return texts
 
 
 class Recognizer:
     """A video-text model loaded once, with the test-time view settings and a text cache.
 
     `identity` names the exact weights (for the text-embedding cache and search indexes);
-    when not given it is computed from the weights on first use. `sampling` is the frame
-    sampling rule ("reference" or "uniform", froster.data.sampling); `apply_rotation`
-    turns the display-rotation metadata into rotated frames (the reference ignores it).
-    `clean_prompts`: plain labels without the reference's repeated name; `precision`: fp32
-    (default), bf16 or fp16 (CUDA only) for the towers.
+    when not given it is computed from the weights on first use. `view` is how a video is
+    seen (`froster.data.views.ViewSpec`; default `PREDICT_VIEW`: the evaluation's 3 views of
+    8 x 16 frames at 30 fps by the reference's sampling, one centre crop, rotated as
+    displayed); `num_frames`, `sampling_rate`, `target_fps`, `num_views`, `sampling` and
+    `apply_rotation` override its fields. `clean_prompts`: plain labels without the
+    reference's repeated name; `precision`: fp32 (default), bf16 or fp16 (CUDA only) for
+    the towers.
     """
 
     def __init__(self, model: VideoCLIP, tokenizer, identity: str | None = None, *,
-                 device: str | torch.device | None = None, num_frames: int = 8,
-                 sampling_rate: int = 16, target_fps: float = 30.0, num_views: int = 3,
-                 sampling: str = "reference", apply_rotation: bool = True,
+                 device: str | torch.device | None = None, view: ViewSpec | None = None,
+                 num_frames: int | None = None, sampling_rate: int | None = None,
+                 target_fps: float | None = None, num_views: int | None = None,
+                 sampling: str | None = None, apply_rotation: bool | None = None,
                  templates: Sequence[str] = ALL_PROMPTS, cache_dir: str | os.PathLike | None = None,
                  use_cache: bool = True, batch_size: int = 4, num_workers: int | None = None,
                  clean_prompts: bool = False, precision: str = "fp32"):
-        from ..data.sampling import get_sampling
         from ..engine.precision import eval_autocast_dtype
 
-        get_sampling(sampling)  # a bad name fails here, not in a worker
+        changes = {"num_frames": num_frames, "sampling_rate": sampling_rate,
+                   "target_fps": target_fps, "num_views": num_views, "sampling": sampling,
+                   "apply_rotation": apply_rotation}
+        self.view = (view or PREDICT_VIEW).replace(
+            num_crops=1, **{k: v for k, v in changes.items() if v is not None})
         self.device = torch.device(device) if device is not None else _default_device()
         self.precision = precision
         self.dtype = eval_autocast_dtype(precision, self.device, key="precision")
@@ -138,18 +106,15 @@ class Recognizer:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self._identity = identity
-        self.num_frames = num_frames
-        self.sampling_rate = sampling_rate
-        self.target_fps = target_fps
-        self.num_views = num_views
-        self.sampling = sampling
-        self.apply_rotation = apply_rotation
         self.templates = tuple(templates)
         self.cache = TextCache(cache_dir) if use_cache else None
         self.batch_size = batch_size
         self.num_workers = min(4, os.cpu_count() or 1) if num_workers is None else num_workers
         config = preprocess_config(model.clip)
-        self.size, self.mean, self.std = config["size"], config["mean"], config["std"]
+        self.size = config["size"]
+        # normalisation constants live on the model's device, put there once
+        self.mean = torch.tensor(config["mean"], device=self.device).view(3, 1, 1)
+        self.std = torch.tensor(config["std"], device=self.device).view(3, 1, 1)
         self.text_tower_calls = 0  # how many times the text tower ran (cache misses)
 
     # -- loading ---------------------------------------------------------------------
@@ -160,22 +125,14 @@ class Recognizer:
         another project's checkpoint file as released (FROSTER reference, Open-VCLIP,
         ViFi-CLIP; see froster.interop). Frames per view, sampling rate and target fps default
         to the ones the checkpoint records (its training run's), else 8 x 16 at 30 fps."""
-        from ..checkpoint import CONFIG_FILE, WEIGHTS_FILE, froster_folder, load_student
+        from ..checkpoint import load_student
 
         model, tokenizer, config = load_student(path, device="cpu", trust_pickle=trust_pickle)
-        folder = froster_folder(path)
-        if folder is not None:
-            identity = "checkpoint:" + file_sha256(folder / CONFIG_FILE, folder / WEIGHTS_FILE)
-        else:
-            identity = f"imported:{model.temporal}:{model.neighbor_padding}:{file_sha256(path)}"
+        identity = checkpoint_identity(path, model.temporal, model.neighbor_padding)
         recorded = (config.get("extra") or {}).get("config") or {}
-        for key in ("num_frames", "sampling_rate"):
-            if kwargs.get(key) is None and recorded.get(key):
-                kwargs[key] = int(recorded[key])
-            elif kwargs.get(key) is None:
-                kwargs.pop(key, None)  # the constructor's default
-        if kwargs.get("target_fps") is None and recorded.get("target_fps"):
-            kwargs["target_fps"] = float(recorded["target_fps"])  # a clip spans what it did in training
+        for key, kind in (("num_frames", int), ("sampling_rate", int), ("target_fps", float)):
+            if kwargs.get(key) is None and recorded.get(key):  # a clip spans what it did in training
+                kwargs[key] = kind(recorded[key])
         if kwargs.get("clean_prompts") is None:  # the prompt form the model was trained with
             kwargs["clean_prompts"] = bool(recorded.get("clean_prompts", False))
         return cls(model, tokenizer, identity, device=device, **kwargs)
@@ -188,40 +145,44 @@ class Recognizer:
         open_clip where there is a network), a local weights file, or None (random weights).
         Raises `froster.clip.WeightsUnavailableError` with what to do when weights cannot be had."""
         from .. import backbones
-        from ..checkpoint import StudentSpec, build_student
+        from ..checkpoint import build_student
+        from ..student_spec import StudentSpec
 
         backbone = backbones.get(temporal)()
         if backbone.adds_parameters and not backbone.starts_as_clip:
-            raise ValueError(f"temporal={temporal!r} adds a module that only training sets "
-                             f"(a plain CLIP would run it with random weights); pass a "
-                             f"trained checkpoint instead (froster train ... temporal={temporal})")
+            raise FrosterError(f"temporal={temporal!r} adds a module that only training sets "
+                               f"(a plain CLIP would run it with random weights); pass a "
+                               f"trained checkpoint instead (froster train ... temporal={temporal})")
         spec = StudentSpec(model=model, pretrained=pretrained, quick_gelu=quick_gelu,
                            temporal=temporal, neighbor_padding=neighbor_padding)
         if kwargs.get("clean_prompts") is None:
             kwargs["clean_prompts"] = False
         student, tokenizer = build_student(spec)
-        settings = f"{model}:qg={quick_gelu}:{temporal}:{neighbor_padding}"
-        if pretrained in (None, "", "none", "None", "random"):
-            identity = None  # random weights: hashed from the weights when needed
-        elif os.path.isfile(str(pretrained)):
-            identity = f"file:{settings}:{file_sha256(pretrained)}"
-        else:
-            identity = f"open_clip:{settings}:{pretrained}"
+        identity = pretrained_identity(model, pretrained,
+                                       f"{model}:qg={quick_gelu}:{temporal}:{neighbor_padding}")
         return cls(student, tokenizer, identity, device=device, **kwargs)
 
     @property
     def identity(self) -> str:
         if self._identity is None:
-            self._identity = (f"weights:{self.model.temporal}:{self.model.neighbor_padding}:"
-                              f"{weights_sha256(self.model.clip)}")
+            self._identity = weights_identity(self.model.temporal, self.model.neighbor_padding,
+                                              self.model.clip)
         return self._identity
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The one rule for where tensors live: on the model's device. Inputs are moved
+        here; only what leaves the library (a printed row, a written file) goes back to
+        the CPU, at that edge."""
+        return tensor.to(self.device, non_blocking=True)
 
     @property
     def view_settings(self) -> dict:
-        return {"num_frames": self.num_frames, "sampling_rate": self.sampling_rate,
-                "target_fps": self.target_fps, "num_views": self.num_views,
-                "num_crops": 1, "size": self.size, "sampling": self.sampling,
-                "apply_rotation": self.apply_rotation}
+        """The view as predict's run key and the search index record it (this key order)."""
+        view = self.view
+        return {"num_frames": view.num_frames, "sampling_rate": view.sampling_rate,
+                "target_fps": view.target_fps, "num_views": view.num_views,
+                "num_crops": 1, "size": self.size, "sampling": view.sampling,
+                "apply_rotation": view.apply_rotation}
 
     @property
     def run_settings(self) -> dict:
@@ -244,7 +205,7 @@ class Recognizer:
         embeddings = []
         with torch.inference_mode():
             for start in range(0, len(texts), 256):  # bounded memory for huge label sets
-                tokens = bank.stacked(bank.all_templates())[start:start + 256].to(self.device)
+                tokens = bank.stacked(bank.all_templates())[start:start + 256]  # plans on the host
                 self.text_tower_calls += 1
                 with autocast(self.device, self.dtype):
                     classes = self.model.encode_classes(tokens)
@@ -259,21 +220,21 @@ class Recognizer:
         """(C, D) classifier: every label's prompts encoded, normalised, averaged, normalised.
         Labels are names or "Name: description"; templates default to the 29-prompt ensemble.
         Cached on disk by (model, labels, templates)."""
-        return self._encode_prompts(_label_texts(labels), tuple(templates or self.templates))
+        return self._encode_prompts(label_texts(labels), tuple(templates or self.templates))
 
     def embed_texts(self, texts: Sequence[str], templates: Sequence[str] = (BARE,)) -> torch.Tensor:
         """(N, D) L2-normalised embeddings of free texts (each text as written by default;
         pass templates=ALL_PROMPTS for the label ensemble)."""
         texts = [ClassText(name=" ".join(t.split()), text=" ".join(t.split())) for t in texts]
         if not texts or not all(t.text for t in texts):
-            raise ValueError("empty text")
+            raise FrosterError("empty text")
         return self._encode_prompts(texts, tuple(templates))
 
     # -- video -----------------------------------------------------------------------
     def dataset(self, paths: Sequence[str | os.PathLike]) -> VideoDataset:
         """The evaluation's test dataset over `paths` with this recognizer's view settings."""
         items = [VideoItem(os.fspath(p), 0, i + 1) for i, p in enumerate(paths)]
-        return VideoDataset(items, mode="test", decode_threads=1, **self.view_settings)
+        return VideoDataset(items, mode="test", view=self.view, size=self.size, decode_threads=1)
 
     def load_video(self, video) -> torch.Tensor:
         """uint8 (V, T, 3, S, S) model input for one video.
@@ -301,7 +262,7 @@ class Recognizer:
         """uint8 or normalised float (B, V, T, 3, S, S) -> (B, V, T, D) frame embeddings."""
         if videos.dim() != 6:
             raise ValueError(f"expected (batch, views, frames, 3, H, W), got {tuple(videos.shape)}")
-        videos = videos.to(self.device, non_blocking=True)
+        videos = self.to_device(videos)
         if videos.dtype == torch.uint8:
             videos = normalize(videos, self.mean, self.std)
         batch, views = videos.shape[:2]
@@ -311,9 +272,11 @@ class Recognizer:
 
     def view_logits(self, frames: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
         """(B, V, T, D) frame embeddings, (C, D) classifier -> (B, C) logits summed over views."""
+        frames = self.to_device(frames)
         batch, views = frames.shape[:2]
         with torch.inference_mode():
-            per_view = self.model.logits(frames.flatten(0, 1), classifier.to(frames.dtype))
+            per_view = self.model.logits(frames.flatten(0, 1),
+                                         self.to_device(classifier).to(frames.dtype))
         return per_view.view(batch, views, -1).sum(dim=1)
 
     @staticmethod
@@ -348,7 +311,7 @@ class Recognizer:
             for batch in loader:
                 results = []
                 if len(batch["index"]):
-                    frames = self.encode(batch["video"]).cpu()
+                    frames = self.encode(batch["video"])  # stays on the model's device
                     fallback = dict(batch["fallback"])
                     results += [VideoResult(int(i), path, frames[k], fallback=fallback.get(path))
                                 for k, i in enumerate(batch["index"])
@@ -373,7 +336,7 @@ class Recognizer:
                  templates: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """Ranked [(label name, probability)] for one video; probabilities are the softmax
         over all `labels` of the view-summed logits (so they sum to 1 over the labels)."""
-        names = [c.name for c in _label_texts(labels)]
+        names = label_names(labels)
         probs = self.logits(video, labels, templates).softmax(dim=-1)
         return rank(names, probs, top_k)
 
@@ -396,13 +359,13 @@ class Recognizer:
         """
         from ..explain.maps import Explanation, explain_clips, upsample
 
-        names = [c.name for c in _label_texts(labels)]
+        names = label_names(labels)
         target = None if label is None else label_index(names, label)
         classifier = self.label_embeddings(labels, templates)
         views = self.load_video(video)
         view = views.shape[0] // 2
         clip = views[view]
-        inputs = normalize(clip[None].to(self.device), self.mean, self.std)
+        inputs = normalize(self.to_device(clip[None]), self.mean, self.std)
         with autocast(self.device, self.dtype):  # the towers' precision, as `encode`
             result = explain_clips(self.model, inputs, classifier.to(inputs.dtype), target,
                                    method, head_fusion)
@@ -456,22 +419,3 @@ def _low_priority(init, worker_id: int) -> None:
         os.nice(19)
     except OSError:  # not permitted here: decode at normal priority
         pass
-
-
-def label_index(names: Sequence[str], label: str) -> int:
-    """The index of `label` among the label names: exact, else the one name equal to it
-    ignoring case and spacing; a ValueError that lists the names otherwise."""
-    if label in names:
-        return list(names).index(label)
-    folded = [i for i, name in enumerate(names) if " ".join(name.split()).casefold()
-              == " ".join(str(label).split()).casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-    raise ValueError(f"label {label!r} is not one of the {len(names)} labels given ({shown})")
-
-
-def rank(names: Sequence[str], scores: torch.Tensor, top_k: int | None = None) -> list[tuple[str, float]]:
-    """[(name, score)] sorted by score, highest first (ties keep the label order)."""
-    order = sorted(range(len(names)), key=lambda i: -float(scores[i]))
-    return [(names[i], float(scores[i])) for i in order[: top_k or len(names)]]

@@ -1,16 +1,19 @@
 """Prediction over many videos: streamed through decoding workers in batches, written
 as each video is done, resumable, and never stopped by a bad video.
 
-Output formats (one record per video, written and flushed as soon as it is done):
-  json   JSON Lines: {"video", "status": "ok"|"error", "predictions": [{"label",
-         "probability"}, ...], "error", "run"} per line;
+Output formats (one record per video):
+  jsonl  one JSON object per line, written and flushed as each video is done:
+         {"video", "status": "ok"|"error", "predictions": [{"label", "probability"}, ...],
+         "error", "run"};
+  json   the same records as one JSON list (rewritten atomically every few seconds and at
+         the end, so the file is always a valid document);
   csv    columns video,status,rank,label,probability,error,run; one row per ranked label,
-         one row with an empty rank for a video that failed;
+         one row with an empty rank for a video that failed; flushed per video;
   table  human-readable text.
 ``run`` is a short hash of what produced the record (model, labels, templates, views,
-top-k, prompt form, precision). Rerunning with the same ``--output`` (json or csv) skips
-the videos already done by the same run; videos that failed are tried again; a file from a
-different run is refused unless ``overwrite`` is given.
+top-k, prompt form, precision). Rerunning with the same ``--output`` (jsonl, json or csv)
+skips the videos already done by the same run; videos that failed are tried again; a file
+from a different run is refused unless ``overwrite`` is given.
 """
 
 from __future__ import annotations
@@ -21,16 +24,20 @@ import io
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Sequence
 
-from ..checkpoint import _atomic
+from ..errors import FrosterError
+from ..files import atomic_write
 from ..prompts import ClassText
-from .api import Recognizer, find_videos, rank
+from .api import Recognizer
+from .labels import rank
+from .videos import find_videos
 
-FORMATS = ("table", "json", "csv")
 CSV_COLUMNS = ("video", "status", "rank", "label", "probability", "error", "run")
+JSON_REWRITE_SECONDS = 2.0  # how often a json output is rewritten while videos come
 
 
 def collect_videos(inputs: Iterable[str | os.PathLike]) -> list[str]:
@@ -43,18 +50,6 @@ def collect_videos(inputs: Iterable[str | os.PathLike]) -> list[str]:
         else:
             videos.append(os.fspath(entry))
     return list(dict.fromkeys(videos))  # each video once, first occurrence kept
-
-
-def format_for(output: str | os.PathLike | None, fmt: str | None) -> str:
-    """The format asked for, else the one the output's name ends with, else table."""
-    if fmt:
-        if fmt == "jsonl":
-            return "json"
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-        return fmt
-    suffix = Path(output).suffix.lower() if output else ""
-    return {".json": "json", ".jsonl": "json", ".csv": "csv"}.get(suffix, "table")
 
 
 def run_key(recognizer: Recognizer, labels: Sequence[str], templates: Sequence[str],
@@ -78,14 +73,17 @@ class Prediction:
 
 
 # -- writers -------------------------------------------------------------------------
+def record(prediction: Prediction, run: str) -> dict:
+    return {"video": prediction.video, "status": prediction.status,
+            "predictions": [{"label": label, "probability": round(p, 6)}
+                            for label, p in prediction.predictions],
+            "error": prediction.error, "run": run}
+
+
 def render(prediction: Prediction, fmt: str, run: str) -> str:
-    """The text of one video's record in `fmt`."""
-    if fmt == "json":
-        record = {"video": prediction.video, "status": prediction.status,
-                  "predictions": [{"label": label, "probability": round(p, 6)}
-                                  for label, p in prediction.predictions],
-                  "error": prediction.error, "run": run}
-        return json.dumps(record, ensure_ascii=False) + "\n"
+    """The text of one video's record in `fmt` (json: one JSON line, as jsonl)."""
+    if fmt in ("json", "jsonl"):
+        return json.dumps(record(prediction, run), ensure_ascii=False) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -107,19 +105,36 @@ def header(fmt: str) -> str:
 
 
 # -- resuming ------------------------------------------------------------------------
-class ResumeConflict(ValueError):
+class ResumeConflict(FrosterError):
     pass
+
+
+def json_lines(path: Path, fmt: str) -> list[str] | None:
+    """The records of a jsonl file as lines, or of a json document as one line each (None:
+    a json file that is not a list of records)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if fmt == "jsonl":
+        return text.splitlines(keepends=True)
+    try:
+        records = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(records, list):
+        return None
+    return [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
 
 
 def read_done(path: Path, fmt: str, run: str, expected_rows: int) -> tuple[list[str], dict[str, str], bool]:
     """(text of each complete ok record of this run, {video: that text}, whether the file
     holds anything else: failed videos, a cut-off last record, another run's records)."""
-    text = path.read_text(encoding="utf-8", errors="replace")
     done: dict[str, str] = {}
     other_runs: set[str] = set()
     dirty = False
-    if fmt == "json":
-        for line in text.splitlines(keepends=True):
+    if fmt in ("json", "jsonl"):
+        lines = json_lines(path, fmt)
+        if lines is None:
+            other_runs.add("?")  # not a froster prediction file
+        for line in lines or ():
             try:
                 record = json.loads(line)
                 video, status, record_run = record["video"], record["status"], record["run"]
@@ -134,7 +149,7 @@ def read_done(path: Path, fmt: str, run: str, expected_rows: int) -> tuple[list[
                 dirty = True
     else:
         rows: dict[str, list[list[str]]] = {}
-        lines = text.splitlines(keepends=True)
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
         if lines and lines[0].rstrip("\r\n") == ",".join(CSV_COLUMNS):
             lines = lines[1:]
         elif lines:
@@ -196,7 +211,7 @@ def predict(recognizer: Recognizer, videos: Sequence[str], labels: Sequence[str]
     `output` (a file, resumed when it exists) or `stream` (default stdout)."""
     classes = [ClassText.parse(label) for label in labels]
     if not classes:
-        raise ValueError("no labels given")
+        raise FrosterError("no labels given")
     names = [c.name for c in classes]
     templates = tuple(templates or recognizer.templates)
     top_k = min(top_k, len(classes)) if top_k and top_k > 0 else len(classes)
@@ -205,23 +220,19 @@ def predict(recognizer: Recognizer, videos: Sequence[str], labels: Sequence[str]
     summary = PredictSummary(total=len(videos))
 
     done: dict[str, str] = {}
-    out: IO[str]
+    kept: list[str] = []
     if output is not None:
         output = Path(output)
-        resumable = fmt in ("json", "csv") and not overwrite and output.is_file() \
-            and output.stat().st_size > 0
-        if resumable:
+        if fmt != "table" and not overwrite and output.is_file() and output.stat().st_size > 0:
             kept, done, dirty = read_done(output, fmt, run, top_k)
-            if dirty:  # keep only complete ok records, so that retried videos appear once
+            if dirty and fmt != "json":  # keep only complete ok records: retried videos appear once
                 body = header(fmt) + "".join(kept)
-                _atomic(output, lambda p: Path(p).write_text(body, encoding="utf-8"))
-        else:
+                atomic_write(output, lambda p: Path(p).write_text(body, encoding="utf-8"))
+        elif fmt != "json":
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(header(fmt), encoding="utf-8")
-        out = open(output, "a", encoding="utf-8", newline="")
-    else:
-        out = stream or sys.stdout
-        out.write(header(fmt))
+    out = JsonDocument(output, stream, kept) if fmt == "json" else \
+        TextOutput(output, stream, header(fmt) if output is None else "")
 
     todo = [v for v in videos if v not in done]
     summary.skipped = len(videos) - len(todo)
@@ -237,8 +248,58 @@ def predict(recognizer: Recognizer, videos: Sequence[str], labels: Sequence[str]
                 prediction = Prediction(result.path, error=result.error)
                 summary.failed.append(prediction)
             out.write(render(prediction, fmt, run))
-            out.flush()
     finally:
-        if out is not (stream or sys.stdout):
-            out.close()
+        out.close()
     return summary
+
+
+class TextOutput:
+    """Records appended to a file (or written to a stream), flushed one by one."""
+
+    def __init__(self, path: Path | None, stream: IO[str] | None, start: str = ""):
+        self.owned = path is not None
+        self.file = open(path, "a", encoding="utf-8", newline="") if self.owned else \
+            (stream or sys.stdout)
+        self.file.write(start)
+
+    def write(self, text: str) -> None:
+        self.file.write(text)
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.owned:
+            self.file.close()
+
+
+class JsonDocument:
+    """Records (one JSON text each) kept as one JSON list: a file is rewritten atomically
+    at most every JSON_REWRITE_SECONDS and at the end, so it is always a valid document; a
+    stream gets the document at the end."""
+
+    def __init__(self, path: Path | None, stream: IO[str] | None, records: list[str]):
+        self.path, self.stream = path, stream or sys.stdout
+        self.records = [r.rstrip("\n") for r in records]
+        self.written = time.monotonic()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._save()
+
+    def text(self) -> str:
+        return "[\n" + ",\n".join(self.records) + ("\n]\n" if self.records else "]\n")
+
+    def _save(self) -> None:
+        text = self.text()
+        atomic_write(self.path, lambda p: Path(p).write_text(text, encoding="utf-8"))
+        self.written = time.monotonic()
+
+    def write(self, line: str) -> None:
+        self.records.append(line.rstrip("\n"))
+        if self.path is not None and time.monotonic() - self.written >= JSON_REWRITE_SECONDS:
+            self._save()
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._save()
+        else:
+            self.stream.write(self.text())
+            self.stream.flush()

@@ -21,8 +21,10 @@ from typing import Sequence
 
 import torch
 
-from ..checkpoint import _atomic
-from .api import Recognizer, find_videos
+from ..errors import MissingFileError
+from ..files import atomic_write
+from .api import Recognizer
+from .videos import find_videos
 
 INDEX_FILE = ".froster_index.safetensors"
 _SCHEMA = 1
@@ -58,7 +60,7 @@ class VideoIndex:
                  index_file: str | os.PathLike | None = None):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"{self.folder}: not a folder")
+            raise MissingFileError(f"{self.folder}: not a folder")
         self.recognizer = recognizer
         self.path = Path(index_file) if index_file else self.folder / INDEX_FILE
         self.videos: list[str] = []  # relative paths, one per row of `embeddings`
@@ -102,7 +104,7 @@ class VideoIndex:
                            for v in self.videos],
                 "errors": self.errors}
         tensors = {"embeddings": self.embeddings.contiguous()}
-        _atomic(self.path, lambda p: save_file(tensors, p, metadata={"index": json.dumps(meta)}))
+        atomic_write(self.path, lambda p: save_file(tensors, p, metadata={"index": json.dumps(meta)}))
 
     # -- keeping in step with the folder ---------------------------------------------
     def update(self, batch_size: int | None = None, num_workers: int | None = None,
@@ -137,7 +139,7 @@ class VideoIndex:
             if result.ok:
                 self.videos.append(rel)
                 self.stats[rel] = current[rel]
-                new_rows.append(self.recognizer.video_embedding(result.frames))
+                new_rows.append(self.recognizer.video_embedding(result.frames).cpu())  # the index lives on disk
                 report.added += 1
                 if result.fallback:
                     report.fallback[rel] = result.fallback

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from ..checkpoint import _atomic
+from ..files import atomic_write
 
 _SCHEMA = 1  # bump when the meaning of a cached embedding changes
 
@@ -68,6 +68,6 @@ class TextCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tensor = embeddings.detach().to("cpu", torch.float32).contiguous()
-            _atomic(path, lambda p: save_file({"embeddings": tensor}, p))
+            atomic_write(path, lambda p: save_file({"embeddings": tensor}, p))
         except OSError:  # a read-only or full cache must not stop a prediction
             pass

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import open_clip
 
+from ..errors import FrosterError
+
 _VISION_KEYS = {"image_size", "layers", "width", "patch_size", "head_width", "mlp_ratio"}
 _TEXT_KEYS = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio"}
 _TOP_KEYS = {"embed_dim", "vision_cfg", "text_cfg", "quick_gelu"}
@@ -29,8 +31,8 @@ def shapes(state: dict, source: str) -> dict:
               "text_projection")
     missing = [k for k in needed if k not in state]
     if missing:
-        raise ValueError(f"{source} lacks CLIP weights that every ViT CLIP has: "
-                         f"{', '.join(missing)}")
+        raise FrosterError(f"{source} lacks CLIP weights that every ViT CLIP has: "
+                           f"{', '.join(missing)}")
     conv = state["visual.conv1.weight"]
     patch = conv.shape[-1]
     grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
@@ -107,9 +109,9 @@ def match_architecture(state: dict, source: str, hint: str | None = None) -> tup
     names = [name for name, cfg in _plain_configs() if cfg == key]
     hinted = ALIASES.get(hint, hint) if hint else None
     if not names:
-        raise ValueError(f"{source}: the weights' shapes ({describe_shapes(numbers)}) fit no "
-                         f"CLIP architecture froster knows (open_clip's plain ViT configs, e.g. "
-                         f"ViT-B-16, ViT-B-32, ViT-L-14)")
+        raise FrosterError(f"{source}: the weights' shapes ({describe_shapes(numbers)}) fit no "
+                           f"CLIP architecture froster knows (open_clip's plain ViT configs, e.g. "
+                           f"ViT-B-16, ViT-B-32, ViT-L-14)")
     name = hinted if hinted in names else sorted(names, key=lambda n: (len(n), n))[0]
     warning = None
     if hinted and hinted != name:

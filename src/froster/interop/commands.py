@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ..cli import guarded as _guarded
+from ..cli_options import TRUST_PICKLE_HELP, add_parser, output_option
+from ..errors import FrosterError
+from . import FORMATS
 
-FORMAT_CHOICES = ("auto", "froster-ref", "vificlip")  # = froster.interop.CHOOSABLE
 
-
-@_guarded
 def run_import(args) -> int:
-    from ..checkpoint import build_imported, export_imported, froster_folder
-    from . import read_checkpoint
+    from ..checkpoint import build_imported, export_imported
+    from . import froster_folder, read_checkpoint
 
-    if froster_folder(args.source) is not None:
-        raise ValueError(f"{args.source} is already a froster checkpoint folder")
+    if froster_folder.folder_of(args.source) is not None:
+        raise FrosterError(f"{args.source} is already a froster checkpoint folder")
     imported = read_checkpoint(args.source, format=args.format, trust_pickle=args.trust_pickle,
                                temporal=args.temporal, base_clip=args.clip,
                                patch_ratio=args.patch_ratio)
@@ -31,9 +29,8 @@ def run_import(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "import", help="convert a FROSTER reference / Open-VCLIP / ViFi-CLIP checkpoint",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = add_parser(
+        subparsers, "import", help="convert a FROSTER reference / Open-VCLIP / ViFi-CLIP checkpoint",
         description="Write a froster checkpoint folder (model.safetensors + config.json) from\n"
                     "another project's checkpoint file, so later loads are pickle-free (and the\n"
                     "FROSTER heads of a training checkpoint are kept for train init=).\n"
@@ -51,9 +48,9 @@ def register(subparsers) -> None:
                     "is only a hint). Files are read with torch.load(weights_only=True).\n\n"
                     "e.g. froster import swa_2_22.pth -o checkpoints/froster_k400")
     p.add_argument("source", metavar="SRC", help="the checkpoint file")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write")
-    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto",
-                   help="the file's layout (default: auto)")
+    output_option(p, "folder to write", metavar="DIR", required=True)
+    p.add_argument("--format", choices=("auto", *FORMATS.names()), default="auto",
+                   help="the file's layout")
     p.add_argument("--temporal", default=None, metavar="TYPE",
                    help="froster temporal type to use instead of the one the file records "
                         "(e.g. neighbor or mean; for files without a config)")
@@ -66,7 +63,5 @@ def register(subparsers) -> None:
                    help="interpolate every CLIP weight as R * CLIP + (1 - R) * checkpoint, as "
                         "Open-VCLIP tests its released models (R = 0.5; TEST.PATCHING_RATIO); "
                         "FROSTER's are tested without (default: none)")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow a file that needs full unpickling (it could run code: only for "
-                        "files from a source you trust)")
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE_HELP)
     p.set_defaults(run=run_import)

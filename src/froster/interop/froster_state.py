@@ -4,8 +4,9 @@ here lets every command (and `init=`, `export --to reference`) use its weights."
 
 from __future__ import annotations
 
-from ..checkpoint import StudentSpec
 from ..clip import resolve_quick_gelu
+from ..errors import FrosterError
+from ..student_spec import StudentSpec
 from .imported import ImportedStudent
 
 FORMAT = "froster-training"
@@ -21,7 +22,7 @@ def looks_like(obj) -> bool:
 
 def read(obj, source: str, temporal: str | None = None, **_) -> ImportedStudent:
     if not looks_like(obj):
-        raise ValueError(f"{source} is not {EXPECTED}")
+        raise FrosterError(f"{source} is not {EXPECTED}")
     config = obj["config"]
     spec = StudentSpec.from_dict(config)
     spec.quick_gelu = resolve_quick_gelu(spec.model, spec.pretrained, spec.quick_gelu, source)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..checkpoint import StudentSpec
+from ..student_spec import StudentSpec
 from .temporal_types import NAMES
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 import yaml
 
-from ..checkpoint import StudentSpec
+from ..errors import FrosterError
+from ..student_spec import StudentSpec
 from .architecture import match_architecture
 from .imported import ImportedStudent
 from .temporal_types import to_froster, to_reference, type_from_keys
@@ -45,7 +46,7 @@ def model_state(obj) -> dict | None:
         state = obj
     else:
         return None
-    return {_strip_ddp(str(k)): v for k, v in state.items()}
+    return {strip_ddp(str(k)): v for k, v in state.items()}
 
 
 def looks_like(obj) -> bool:
@@ -56,7 +57,7 @@ def looks_like(obj) -> bool:
 def read(obj, source: str, temporal: str | None = None, **_) -> ImportedStudent:
     state = model_state(obj)
     if state is None or not any(k.startswith("model.") for k in state):
-        raise ValueError(f"{source} is not {EXPECTED}")
+        raise FrosterError(f"{source} is not {EXPECTED}")
     weights, heads, teacher, extras = {}, {}, 0, []
     for key, value in state.items():
         if key.startswith("model."):
@@ -76,13 +77,13 @@ def read(obj, source: str, temporal: str | None = None, **_) -> ImportedStudent:
     if extras:
         what = [f"{k} ({_KNOWN_EXTRAS[k.split('.')[0]]})" if k.split(".")[0] in _KNOWN_EXTRAS
                 else k for k in extras[:3]]
-        raise ValueError(f"{source} holds weights froster cannot use: {', '.join(what)}"
-                         + (f" and {len(extras) - 3} more" if len(extras) > 3 else "")
-                         + "; froster reads the student (model.*), the FROSTER heads "
+        raise FrosterError(f"{source} holds weights froster cannot use: {', '.join(what)}"
+                           + (f" and {len(extras) - 3} more" if len(extras) > 3 else "")
+                           + "; froster reads the student (model.*), the FROSTER heads "
                            "(projector_v/t.*) and skips the teacher (raw_model.*)")
     if heads and len(heads) != 4:
-        raise ValueError(f"{source} has incomplete FROSTER heads: found {sorted(heads)}; expected "
-                         f"projector_v.0/2.weight and projector_t.0/2.weight")
+        raise FrosterError(f"{source} has incomplete FROSTER heads: found {sorted(heads)}; expected "
+                           f"projector_v.0/2.weight and projector_t.0/2.weight")
     cfg = _parse_cfg(obj.get("cfg") if isinstance(obj, dict) else None, source)
     notes, warnings = [], []
     model_cfg, data_cfg = cfg.get("MODEL") or {}, cfg.get("DATA") or {}
@@ -105,7 +106,7 @@ def read(obj, source: str, temporal: str | None = None, **_) -> ImportedStudent:
                            dropped=dropped, notes=notes, warnings=warnings)
 
 
-def _strip_ddp(key: str) -> str:
+def strip_ddp(key: str) -> str:
     while key.startswith("module."):
         key = key[len("module."):]
     return key
@@ -119,7 +120,7 @@ def _parse_cfg(cfg, source: str) -> dict:
     try:
         parsed = yaml.safe_load(cfg)
     except yaml.YAMLError as err:
-        raise ValueError(f"{source}: its 'cfg' is not readable YAML ({err})") from None
+        raise FrosterError(f"{source}: its 'cfg' is not readable YAML ({err})") from None
     return parsed if isinstance(parsed, dict) else {}
 
 
@@ -130,8 +131,8 @@ def _reference_type(cfg: dict, weights: dict, source: str, notes: list) -> str |
         said = model_cfg["TEMPORAL_MODELING_TYPE"]
         said = None if isinstance(said, str) and said.lower() in ("none", "null", "") else said
         if from_keys is not None and from_keys != said:
-            raise ValueError(f"{source}: its config says TEMPORAL_MODELING_TYPE {said!r} but its "
-                             f"weights have the parameters of {from_keys!r}")
+            raise FrosterError(f"{source}: its config says TEMPORAL_MODELING_TYPE {said!r} but its "
+                               f"weights have the parameters of {from_keys!r}")
         return said
     if from_keys is not None:
         return from_keys

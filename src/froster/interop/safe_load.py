@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 
 from ..clip import is_torchscript_archive
+from ..errors import FrosterError, MissingFileError
 
 
-class CheckpointReadError(ValueError):
+class CheckpointReadError(FrosterError):
     """A checkpoint file that cannot (or may not) be read; the message names the file."""
 
 
@@ -38,9 +39,9 @@ def read_torch_file(path: str | Path, trust_pickle: bool = False):
     the file format allows (so reading a 1 GB checkpoint twice costs little)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (expected a froster checkpoint "
-                                f"folder with config.json + model.safetensors, or a checkpoint "
-                                f"file)")
+        raise MissingFileError(f"checkpoint not found: {path} (expected a froster checkpoint "
+                               f"folder with config.json + model.safetensors, or a checkpoint "
+                               f"file)")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         try:

@@ -10,6 +10,8 @@ on each side (5 or 7 x the tokens): froster does not have them.
 
 from __future__ import annotations
 
+from ..errors import FrosterError
+
 #: reference name -> froster name (None: the reference's "no temporal modelling")
 TO_FROSTER = {
     None: "mean",
@@ -42,12 +44,6 @@ NAMES = {"neighbor": "neighbour attention (VCLIP)", "mean": "per-frame CLIP, mea
          "actionclip": "ActionCLIP temporal transformer"}
 
 
-def froster_has(temporal: str) -> bool:
-    """Whether this froster build has the temporal type (backbones are added over time)."""
-    from ..model import TEMPORAL_MODES
-    return temporal in TEMPORAL_MODES
-
-
 def type_from_keys(keys) -> str | None:
     """The reference type that the visual blocks' extra parameters show, if any."""
     for key in keys:
@@ -64,19 +60,15 @@ def to_froster(reference_type: str | None, source: str) -> str:
     if isinstance(reference_type, str) and reference_type.lower() in ("none", "null", ""):
         reference_type = None
     if reference_type in TO_FROSTER:
-        name = TO_FROSTER[reference_type]
-        if not froster_has(name):
-            raise ValueError(f"{source}: its temporal type {reference_type!r} is froster's "
-                             f"{name!r}, which froster does not have yet")
-        return name
+        return TO_FROSTER[reference_type]
     what = UNSUPPORTED.get(reference_type)
-    raise ValueError(f"{source}: froster does not have the temporal type {reference_type!r}"
-                     + (f" ({what})" if what else "")
-                     + f"; it reads {', '.join(repr(k) for k in TO_FROSTER if k)} and None")
+    raise FrosterError(f"{source}: froster does not have the temporal type {reference_type!r}"
+                       + (f" ({what})" if what else "")
+                       + f"; it reads {', '.join(repr(k) for k in TO_FROSTER if k)} and None")
 
 
 def to_reference(temporal: str) -> str | None:
     if temporal not in TO_REFERENCE:
-        raise ValueError(f"the reference code has no temporal type for froster's {temporal!r}; "
-                         f"it has {', '.join(sorted(t for t in TO_REFERENCE))}")
+        raise FrosterError(f"the reference code has no temporal type for froster's {temporal!r}; "
+                           f"it has {', '.join(sorted(t for t in TO_REFERENCE))}")
     return TO_REFERENCE[temporal]

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import torch
 
-from ..checkpoint import StudentSpec
+from ..errors import FrosterError
+from ..student_spec import StudentSpec
 from .architecture import match_architecture
 from .imported import ImportedStudent
-from .pyslowfast import _strip_ddp
+from .pyslowfast import strip_ddp
 
 FORMAT = "vificlip"
 EXPECTED = ("a ViFi-CLIP checkpoint: a dict with 'model' whose keys are "
@@ -34,7 +35,7 @@ _FIXED_PROMPT_BUFFERS = ("complete_text_embeddings", "token_prefix", "token_suff
 
 def model_state(obj) -> dict | None:
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        return {_strip_ddp(str(k)): v for k, v in obj["model"].items()}
+        return {strip_ddp(str(k)): v for k, v in obj["model"].items()}
     return None
 
 
@@ -47,7 +48,7 @@ def read(obj, source: str, temporal: str | None = None, base_clip: str | None = 
          **_) -> ImportedStudent:
     state = model_state(obj)
     if state is None or not any(k.startswith("image_encoder.") for k in state):
-        raise ValueError(f"{source} is not {EXPECTED}")
+        raise FrosterError(f"{source} is not {EXPECTED}")
     weights, prompts, extras = {}, {}, []
     for key, value in state.items():
         if key.startswith("image_encoder."):
@@ -62,12 +63,12 @@ def read(obj, source: str, temporal: str | None = None, base_clip: str | None = 
             extras.append(key)
     prompt_learning = [k for k in extras if k.startswith(_PROMPTS) or "VPT" in k]
     if prompt_learning:
-        raise ValueError(f"{source} is a prompt-learning ViFi-CLIP model (learned prompt vectors "
-                         f"such as {prompt_learning[0]}); froster reads the fully fine-tuned "
-                         f"ViFi-CLIP only")
+        raise FrosterError(f"{source} is a prompt-learning ViFi-CLIP model (learned prompt vectors "
+                           f"such as {prompt_learning[0]}); froster reads the fully fine-tuned "
+                           f"ViFi-CLIP only")
     if extras:
-        raise ValueError(f"{source} holds weights froster cannot place: {', '.join(extras[:3])}; "
-                         f"expected {EXPECTED}")
+        raise FrosterError(f"{source} holds weights froster cannot place: {', '.join(extras[:3])}; "
+                           f"expected {EXPECTED}")
     cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
     model_cfg = cfg.get("MODEL") or {}
     warnings = []
@@ -105,14 +106,14 @@ def _token_embedding(name: str, base_clip: str | None, source: str, weights: dic
     from . import base_clip_weights
 
     if not base_clip:
-        raise ValueError(f"{source} has no token embedding (ViFi-CLIP keeps CLIP's frozen one "
-                         f"outside the checkpoint): name the CLIP it was fine-tuned from, e.g. "
-                         f"--clip openai or --clip /path/to/{name}.pt")
+        raise FrosterError(f"{source} has no token embedding (ViFi-CLIP keeps CLIP's frozen one "
+                           f"outside the checkpoint): name the CLIP it was fine-tuned from, e.g. "
+                           f"--clip openai or --clip /path/to/{name}.pt")
     table = base_clip_weights(name, base_clip, source).get("token_embedding.weight")
     width = weights["ln_final.weight"].shape[0]
     if table is None or table.dim() != 2 or table.shape[1] != width:
-        raise ValueError(f"{base_clip} has no {name} token embedding of width {width} "
-                         f"(needed to complete {source})")
+        raise FrosterError(f"{base_clip} has no {name} token embedding of width {width} "
+                           f"(needed to complete {source})")
     return table.float()
 
 
@@ -127,6 +128,6 @@ def _check_start_token(weights: dict, prompts: dict, name: str, base_clip: str, 
     start = int(open_clip.get_tokenizer(name)(["x"])[0, 0])
     table = weights["token_embedding.weight"]
     if not torch.allclose(stored[:, 0].float(), table[start].expand_as(stored[:, 0]), atol=1e-3):
-        raise ValueError(f"{base_clip} is not the CLIP that {source} was fine-tuned from: its "
-                         f"start-of-text embedding differs from the one stored in the checkpoint's "
-                         f"prompt embeddings (pass the right base CLIP with --clip)")
+        raise FrosterError(f"{base_clip} is not the CLIP that {source} was fine-tuned from: its "
+                           f"start-of-text embedding differs from the one stored in the checkpoint's "
+                           f"prompt embeddings (pass the right base CLIP with --clip)")

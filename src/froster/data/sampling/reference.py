@@ -59,7 +59,8 @@ from typing import Callable
 import torch
 
 from ..decode import VideoDecodeError
-from .clip import ClipSpec, Sampled
+from ..views import ViewSpec
+from .sampled import Sampled
 from .timestamps import NoTimestamps, decode_windows, decoding_order, frames_in_order
 
 __all__ = ["window_size", "clip_span", "temporal_positions", "window_pts", "view_starts",
@@ -71,13 +72,13 @@ class _Fallback(Exception):
 
 
 # -- the reference's arithmetic ------------------------------------------------------
-def window_size(fps: float, spec: ClipSpec) -> float:
+def window_size(fps: float, spec: ViewSpec) -> float:
     """W: frames path A decodes, max(1, ceil(r * (T - 1) / F * fps))."""
     return max(1.0, float(math.ceil(spec.sampling_rate * (spec.num_frames - 1)
                                     / spec.target_fps * fps)))
 
 
-def clip_span(fps: float, spec: ClipSpec) -> float:
+def clip_span(fps: float, spec: ViewSpec) -> float:
     """S: the span the T samples are spread over, max(1, r * T / F * fps)."""
     return max(1.0, spec.sampling_rate * spec.num_frames / spec.target_fps * fps)
 
@@ -112,7 +113,7 @@ def offset_starts(delta: float, num_views: int) -> list[float]:
 Starts = Callable[[float], list[float]]
 
 
-def train_clip(video, spec: ClipSpec, rng: random.Random, start: float | None = None) -> Sampled:
+def train_clip(video, spec: ViewSpec, rng: random.Random, start: float | None = None) -> Sampled:
     """One training clip of an open video (froster.data.decode): a start drawn with
     ``rng.uniform(0, delta)``, or ``start`` (in the path's frame units) when given."""
     def starts(delta: float) -> list[float]:
@@ -121,7 +122,7 @@ def train_clip(video, spec: ClipSpec, rng: random.Random, start: float | None = 
     return _sample(video, spec, starts, starts)
 
 
-def test_views(video, spec: ClipSpec) -> Sampled:
+def test_views(video, spec: ViewSpec) -> Sampled:
     """The ``spec.num_views`` test views of an open video, one after another."""
     return _sample(video, spec, lambda delta: view_starts(delta, spec.num_views),
                    lambda delta: offset_starts(delta, spec.num_views))
@@ -130,7 +131,7 @@ def test_views(video, spec: ClipSpec) -> Sampled:
 test_views.__test__ = False  # a library function, not a test for pytest to collect
 
 
-def _sample(video, spec: ClipSpec, starts_a: Starts, starts_b: Starts) -> Sampled:
+def _sample(video, spec: ViewSpec, starts_a: Starts, starts_b: Starts) -> Sampled:
     if video.stream.duration is None:
         return _path_b(video, spec, starts_b, None)
     try:
@@ -139,7 +140,7 @@ def _sample(video, spec: ClipSpec, starts_a: Starts, starts_b: Starts) -> Sample
         return _path_b(video, spec, starts_b, str(why))
 
 
-def _path_a(video, spec: ClipSpec, starts: Starts) -> Sampled:
+def _path_a(video, spec: ViewSpec, starts: Starts) -> Sampled:
     stream = video.stream
     if not stream.average_rate:
         raise _Fallback("no average frame rate in the header")
@@ -175,7 +176,7 @@ def _path_a(video, spec: ClipSpec, starts: Starts) -> Sampled:
     return Sampled(torch.cat(clips), note)
 
 
-def _path_b(video, spec: ClipSpec, starts: Starts, reason: str | None) -> Sampled:
+def _path_b(video, spec: ViewSpec, starts: Starts, reason: str | None) -> Sampled:
     stream = video.stream
     fps = float(stream.average_rate) if stream.average_rate else video.fps
     if not stream.average_rate:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import random
 
-from .clip import ClipSpec, Sampled
+from ..views import ViewSpec
+from .sampled import Sampled
 
 __all__ = ["clip_size", "clip_indices", "train_clip_indices", "test_view_indices",
            "train_clip", "test_views"]
@@ -76,7 +77,7 @@ def test_view_indices(
     return [clip_indices(s, size, num_frames, num_video_frames) for s in starts]
 
 
-def train_clip(video, spec: ClipSpec, rng: random.Random, start: float | None = None) -> Sampled:
+def train_clip(video, spec: ViewSpec, rng: random.Random, start: float | None = None) -> Sampled:
     """One training clip of an open video (froster.data.decode)."""
     info = video.info()
     indices = train_clip_indices(info.num_frames, info.fps, spec.num_frames, spec.sampling_rate,
@@ -84,7 +85,7 @@ def train_clip(video, spec: ClipSpec, rng: random.Random, start: float | None = 
     return Sampled(video.read(indices))
 
 
-def test_views(video, spec: ClipSpec) -> Sampled:
+def test_views(video, spec: ViewSpec) -> Sampled:
     """The test views of an open video, one after another."""
     info = video.info()
     views = test_view_indices(info.num_frames, info.fps, spec.num_frames, spec.sampling_rate,

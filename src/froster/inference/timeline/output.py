@@ -25,25 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from ..formats import TIMELINE_FORMATS, format_for
 from .render import NO_ACTION, AnnotatedVideo, draw_timeline_chart, format_time
-from .timeline import Segment, SegmentBuilder, Timeline, Window
+from .runner import Timeline
+from .scoring import Window
+from .segmentation import Segment, SegmentBuilder
 
-__all__ = ["FORMATS", "format_for", "run_timeline", "TimelineReport", "segment_table"]
-
-FORMATS = ("jsonl", "json", "csv")
-
-
-def format_for(output, fmt: str | None = None) -> str:
-    """The format asked for, else the one the output's name ends with."""
-    if fmt:
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-        return fmt
-    suffix = Path(output).suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
-        raise ValueError(f"{output}: cannot tell the format from the name; end it in .jsonl, "
-                         ".json or .csv, or give --format")
-    return suffix
+__all__ = ["run_timeline", "TimelineReport", "segment_table"]
 
 
 class _Writer:
@@ -181,7 +169,7 @@ def run_timeline(timeline: Timeline, output=None, fmt: str | None = None, video=
 
     stream = timeline.stream
     report = TimelineReport(stream.name)
-    writer = _WRITERS[format_for(output, fmt)](Path(output), timeline.settings()) if output else None
+    writer = _WRITERS[format_for(output, fmt, TIMELINE_FORMATS, default=None)](Path(output), timeline.settings()) if output else None
     annotated = None
     if video:
         annotated = AnnotatedVideo(video, stream, timeline.names, timeline.stride, timeline.span,

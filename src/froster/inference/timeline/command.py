@@ -8,12 +8,22 @@ with Ctrl-C (the windows so far are written).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ..cli import guarded as _guarded
-from .commands import _clip_options, _label_options, _load, _model_group, _progress, \
-    _read_labels, _text_options
+from ...cli_options import (
+    add_parser,
+    label_options,
+    load_recognizer,
+    model_options,
+    output_option,
+    progress,
+    progress_option,
+    read_labels,
+    text_options,
+    view_options,
+)
+from ...errors import FrosterError
+from ..formats import TIMELINE_FORMATS
 
 DESCRIPTION = """\
 Run the model window by window over a long video or a live stream and say what happens
@@ -43,33 +53,33 @@ def _input_options(pairs) -> dict:
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--input-option {pair!r}: expected KEY=VALUE, e.g. rtsp_transport=tcp")
+            raise FrosterError(f"--input-option {pair!r}: expected KEY=VALUE, e.g. rtsp_transport=tcp")
         options[key] = value
     return options
 
 
-@_guarded
 def run_timeline(args) -> int:
-    from ..data.decode import VideoDecodeError
-    from ..data.stream import FrameStream
-    from .timeline_output import format_for, run_timeline, segment_table
+    from ...data.decode import VideoDecodeError
+    from ...data.stream import FrameStream
+    from ..formats import format_for
+    from .output import run_timeline, segment_table
 
-    labels = _read_labels(args)
+    labels = read_labels(args)
     if args.output:
-        format_for(args.output, args.format)  # a bad name fails now, not after the video
+        format_for(args.output, args.format, TIMELINE_FORMATS, default=None)  # fails now, not after the video
     if args.stride <= 0 or (args.window is not None and args.window <= 0):
-        raise ValueError("--stride and --window must be positive numbers of seconds")
+        raise FrosterError("--stride and --window must be positive numbers of seconds")
     if args.smooth < 1:
-        raise ValueError(f"--smooth must be at least 1 window, got {args.smooth}")
+        raise FrosterError(f"--smooth must be at least 1 window, got {args.smooth}")
     if not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold must be a probability in [0, 1], got {args.threshold}")
+        raise FrosterError(f"--threshold must be a probability in [0, 1], got {args.threshold}")
     try:  # open the source first: a bad one fails before the model is loaded
         stream = FrameStream(args.source, args.input_format, _input_options(args.input_option),
                              apply_rotation=not args.ignore_rotation)
     except VideoDecodeError as e:
-        raise ValueError(str(e)) from None
+        raise FrosterError(str(e)) from None
     try:
-        recognizer = _load(args)
+        recognizer = load_recognizer(args, num_views=1, num_workers=0, sampling="reference")
         timeline = recognizer.timeline(stream, labels, window=args.window, stride=args.stride,
                                        threshold=args.threshold, smooth=args.smooth,
                                        top_k=args.top_k or None, templates=args.templates,
@@ -78,7 +88,7 @@ def run_timeline(args) -> int:
         stream.close()
         raise
     report = run_timeline(timeline, args.output, args.format, args.video, args.chart,
-                          progress=_progress(args))
+                          progress=progress(args))
     sys.stdout.write(segment_table(report.segments))
     sys.stdout.flush()
     print(f"froster timeline: {report.summary()}", file=sys.stderr)
@@ -90,52 +100,48 @@ def run_timeline(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "timeline", help="what happens when in a long video or a live stream",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_parser(subparsers, "timeline", help="what happens when in a long video or a live stream",
+                   description=DESCRIPTION)
     p.add_argument("source", metavar="VIDEO_OR_STREAM",
                    help="a video file, a URL, a capture device (/dev/video0) or - for stdin")
-    _label_options(p)
+    label_options(p)
     windows = p.add_argument_group("windows")
     windows.add_argument("--window", type=float, default=None, metavar="SECONDS",
-                         help="span of a window (default: frames x sampling rate / 30 fps = 4.27 s)")
+                         help="span of a window; default: frames x sampling rate / 30 fps = 4.27 s")
     windows.add_argument("--stride", type=float, default=1.0, metavar="SECONDS",
-                         help="one window every this many seconds (default 1)")
+                         help="one window every this many seconds")
     windows.add_argument("--threshold", type=float, default=0.0, metavar="P",
-                         help="below this probability a window is 'no action' (default 0: always "
-                              "the top label). Probabilities are a softmax over the given labels, "
+                         help="below this probability a window is 'no action' (0: always the "
+                              "top label). Probabilities are a softmax over the given labels, "
                               "so they say which label fits best, not whether any fits: with 5 "
                               "labels, 0.5 keeps windows where one label clearly wins")
     windows.add_argument("--smooth", type=int, default=1, metavar="K",
-                         help="average the probabilities over the last K windows (default 1: none)")
+                         help="average the probabilities over the last K windows (1: none)")
     windows.add_argument("--top-k", type=int, default=3, metavar="N",
-                         help="labels written per window (0: all; default 3)")
-    _clip_options(windows, "window")
+                         help="labels written per window (0: all)")
+    view_options(windows, views=False, sampling=False, clip="window")
     windows.add_argument("--batch-size", type=int, default=8,
-                         help="windows per forward pass (default 8; a live stream runs each "
-                              "window as soon as it is complete)")
-    windows.add_argument("--ignore-rotation", action="store_true",
-                         help="frames as stored, not as displayed (default: the display "
-                              "rotation is applied, as froster predict does)")
+                         help="windows per forward pass (a live stream runs each window as "
+                              "soon as it is complete) (config: eval_batch_size)")
     outputs = p.add_argument_group("outputs")
-    outputs.add_argument("--output", "-o", metavar="FILE",
-                         help="windows and segments: .jsonl (flushed per window), .json or .csv")
-    outputs.add_argument("--format", choices=("jsonl", "json", "csv"), default=None,
-                         help="format of --output (default: from its name)")
+    output_option(outputs, "windows and segments: .jsonl (flushed per window), .json or .csv")
+    outputs.add_argument("--format", choices=TIMELINE_FORMATS, default=None,
+                         help="format of --output: json is one JSON document, jsonl one JSON "
+                              "object per line; default: from its name")
     outputs.add_argument("--video", metavar="MP4",
                          help="write the input with the current label and probability bars "
                               "drawn on every frame (H.264, short side 360-720 px)")
     outputs.add_argument("--chart", metavar="PNG",
                          help="write a chart of each label's probability over time with the "
                               "segments")
-    outputs.add_argument("--no-progress", action="store_true", help="no progress bar")
+    progress_option(outputs)
     inputs = p.add_argument_group("live inputs")
     inputs.add_argument("--input-format", metavar="FMT",
-                        help="FFmpeg input format, e.g. v4l2, mpegts (default: probed; v4l2 "
+                        help="FFmpeg input format, e.g. v4l2, mpegts; default: probed (v4l2 "
                              "for /dev/video*)")
     inputs.add_argument("--input-option", action="append", metavar="KEY=VALUE",
                         help="FFmpeg input option (repeatable), e.g. rtsp_transport=tcp, "
                              "video_size=640x480, framerate=30")
-    _model_group(p)
-    _text_options(p)
-    p.set_defaults(run=run_timeline, views=1, workers=0, sampling="reference")  # for _load; windows sample by time
+    model_options(p)
+    text_options(p)
+    p.set_defaults(run=run_timeline)

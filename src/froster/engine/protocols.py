@@ -19,9 +19,11 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from .checkpoint import _atomic, load_student
-from .config import Config
-from .engine.distributed import DistInfo, barrier
+from ..checkpoint import load_student
+from ..config import Config
+from ..errors import FrosterError, MissingFileError
+from ..files import atomic_write
+from .distributed import DistInfo, barrier
 
 #: Published top-1 (%) with ViT-B/16 (method.md): base / novel / HM.
 PAPER_B2N = {
@@ -66,7 +68,7 @@ def mean_std(values) -> tuple[float, float]:
 
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: {what}")
+        raise MissingFileError(f"{path} not found: {what}")
     return path
 
 
@@ -82,24 +84,24 @@ def _load(checkpoint: Path, device, trust_pickle: bool = False):
     return student, tokenizer
 
 
-def _trained_checkpoint(run_dir: Path) -> Path:
+def trained_checkpoint(run_dir: Path) -> Path:
     """The averaged student if the run made one, else the last epoch's."""
-    from .engine.checkpoints import epoch_folders
+    from .checkpoints import epoch_folders
 
     if (run_dir / "average" / "model.safetensors").is_file():
         return run_dir / "average"
     epochs = epoch_folders(run_dir)
     if not epochs:
-        raise FileNotFoundError(f"{run_dir}: the training run left no checkpoint")
+        raise MissingFileError(f"{run_dir}: the training run left no checkpoint")
     return epochs[max(epochs)]
 
 
 def run_b2n(cfg: Config, split_dir, data_root: str, output_dir, info: DistInfo,
             train_lists=None, zero_shot: bool = False, dataset: str | None = None) -> dict:
     """Base-to-novel over every training list of `split_dir` (or those named)."""
-    from .engine.evaluate import evaluate_checkpoint
-    from .engine.train import student_spec, train
-    from .checkpoint import build_student
+    from ..checkpoint import build_student
+    from .evaluate import evaluate_checkpoint
+    from .train import student_spec, train
 
     split_dir, output_dir = Path(split_dir), Path(output_dir)
     what = ("a base-to-novel split folder like froster_splits/zs_label_db/B2N_k400 with "
@@ -109,8 +111,8 @@ def run_b2n(cfg: Config, split_dir, data_root: str, output_dir, info: DistInfo,
     base_classes = _need(split_dir / "train_rephrased.json", what)
     novel_classes = _need(split_dir / "test_rephrased.json", what)
     if data_root and not Path(data_root).is_dir():
-        raise FileNotFoundError(f"data root {data_root} is not a folder; it should hold the "
-                                f"videos that the lists in {split_dir} name")
+        raise MissingFileError(f"data root {data_root} is not a folder; it should hold the "
+                               f"videos that the lists in {split_dir} name")
     if zero_shot:
         lists = [None]
     elif train_lists:
@@ -119,7 +121,7 @@ def run_b2n(cfg: Config, split_dir, data_root: str, output_dir, info: DistInfo,
         lists = sorted(split_dir.glob("train*.csv"))
         lists = [p for p in lists if "idx2cls" not in p.name]
         if not lists:
-            raise FileNotFoundError(f"{split_dir} has no training list train*.csv; expected {what}")
+            raise MissingFileError(f"{split_dir} has no training list train*.csv; expected {what}")
     dataset = dataset or b2n_dataset_name(split_dir) or split_dir.name
     cfg = replace(cfg, data_root=data_root)
     rows, seen = [], VideoCount()
@@ -135,7 +137,7 @@ def run_b2n(cfg: Config, split_dir, data_root: str, output_dir, info: DistInfo,
                                 zero_shot=False)
             train(split_cfg, info)
             barrier()
-            checkpoint = _trained_checkpoint(run_dir)
+            checkpoint = trained_checkpoint(run_dir)
             student, tokenizer = _load(checkpoint, info.device)
         base = evaluate_checkpoint(student, tokenizer, cfg, str(base_list), str(base_classes),
                                    info, run_dir / "eval_base", f"{name} base",
@@ -186,7 +188,7 @@ class VideoCount:
     def record(self, cfg: Config, info: DistInfo, files: dict, output_dir: Path,
                training: bool = False) -> dict:
         """The benchmark's record; failed videos go to failed_videos.txt in `output_dir`."""
-        from .engine.record import build_record, with_videos
+        from .record import build_record, with_videos
 
         record = build_record(cfg, info, files, training=training)
         return with_videos(record, output_dir, self.evaluated, self.total, self.failed,
@@ -224,14 +226,15 @@ def b2n_markdown(result: dict) -> str:
 
 
 def write_results(output_dir: Path, result: dict, markdown: str) -> None:
-    from .engine.record import markdown as record_markdown, summary_line
+    from .record import markdown as record_markdown
+    from .record import summary_line
 
     output_dir.mkdir(parents=True, exist_ok=True)
     if result.get("record"):
         markdown += "\n" + record_markdown(result["record"])
-    _atomic(output_dir / "results.json",
+    atomic_write(output_dir / "results.json",
             lambda p: Path(p).write_text(json.dumps(result, indent=2)))
-    _atomic(output_dir / "results.md", lambda p: Path(p).write_text(markdown))
+    atomic_write(output_dir / "results.md", lambda p: Path(p).write_text(markdown))
     print(markdown.split("\n## Reproduction record")[0])
     if result.get("record"):
         print(summary_line(result["record"]))
@@ -243,7 +246,7 @@ def _label_dir(split_root: Path, labels: str | None) -> Path:
     for candidate in (split_root / "label_rephrase", split_root.parent / "label_rephrase"):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"no label_rephrase folder beside {split_root} (looked in {split_root / 'label_rephrase'} "
         f"and {split_root.parent / 'label_rephrase'}); pass the class-text folder with --labels")
 
@@ -253,15 +256,15 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
               labels: str | None = None, full: bool = True, trust_pickle: bool = False) -> dict:
     """Evaluate one checkpoint (or the frozen CLIP) on the test splits of `dataset`;
     `checkpoint` is a froster folder or another project's file (see froster.interop)."""
-    from .checkpoint import build_student
-    from .engine.evaluate import evaluate_checkpoint
-    from .engine.record import checkpoint_file
-    from .engine.train import student_spec
+    from ..checkpoint import build_student
+    from .evaluate import evaluate_checkpoint
+    from .record import checkpoint_file
+    from .train import student_spec
 
     if dataset not in CROSS:
-        raise ValueError(f"unknown cross-dataset target {dataset!r}; expected one of {list(CROSS)}")
+        raise FrosterError(f"unknown cross-dataset target {dataset!r}; expected one of {list(CROSS)}")
     if (checkpoint is None) == (not zero_shot):
-        raise ValueError("give either --checkpoint CKPT or --zero-shot")
+        raise FrosterError("give either --checkpoint CKPT or --zero-shot")
     split_root, output_dir = Path(split_root), Path(output_dir)
     what = "a folder like froster_splits/zs_label_db with ucf101_split1/test.csv, ..."
     _need(split_root, what)
@@ -274,8 +277,8 @@ def run_cross(cfg: Config, split_root, data_root: str, dataset: str, output_dir,
         _need(split_root / folder / "test.csv", what)
         _need(label_dir / classes, f"class texts for {folder}")
     if data_root and not Path(data_root).is_dir():
-        raise FileNotFoundError(f"data root {data_root} is not a folder; it should hold the "
-                                f"{dataset} videos the test lists name")
+        raise MissingFileError(f"data root {data_root} is not a folder; it should hold the "
+                               f"{dataset} videos the test lists name")
     cfg = replace(cfg, data_root=data_root)
     if zero_shot:
         student, tokenizer = build_student(student_spec(cfg))

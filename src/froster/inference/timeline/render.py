@@ -22,9 +22,10 @@ from typing import Sequence
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from ..data.decode import _rotate
+from ...data.decode import rotate_frame
+from ...drawing import default_font
 
 __all__ = ["AnnotatedVideo", "draw_timeline_chart", "label_colour", "format_time",
            "output_size", "NO_ACTION", "NO_ACTION_COLOUR"]
@@ -48,13 +49,6 @@ def format_time(t: float) -> str:
     if hours >= 1:
         return f"{int(hours)}:{int(minutes):02d}:{secs:04.1f}"
     return f"{int(minutes)}:{secs:04.1f}"
-
-
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: one small bitmap font
-        return ImageFont.load_default()
 
 
 def output_size(width: int, height: int, short_max: int = 720, short_min: int = 360) -> tuple[int, int]:
@@ -92,8 +86,8 @@ class AnnotatedVideo:
         self.out.width, self.out.height, self.out.pix_fmt = self.width, self.height, "yuv420p"
         self.out.codec_context.time_base = self.out.time_base = self.time_base
         self.font_size = max(11, self.height // 24)
-        self.font = _font(self.font_size)
-        self.big_font = _font(int(self.font_size * 1.4))
+        self.font = default_font(self.font_size)
+        self.big_font = default_font(int(self.font_size * 1.4))
         self._last_pts = None
 
     # -- feeding -----------------------------------------------------------------------
@@ -141,7 +135,7 @@ class AnnotatedVideo:
 
     # -- drawing ---------------------------------------------------------------------------
     def _write(self, t: Fraction, frame, window) -> None:
-        rgb = _rotate(frame.to_ndarray(format="rgb24"), self.rotation)
+        rgb = rotate_frame(frame.to_ndarray(format="rgb24"), self.rotation)
         image = Image.fromarray(np.ascontiguousarray(rgb))
         self.draw(image, float(t), window)
         out = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
@@ -215,7 +209,7 @@ def draw_timeline_chart(path, times: Sequence[float], scores, names: Sequence[st
     width, height = size[0], size[1] + 18 * max(0, legend_rows - 1)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    font, small = _font(14), _font(12)
+    font, small = default_font(14), default_font(12)
     left, right, top = 60, width - 25, 40
     bottom = height - 104 - 18 * max(0, legend_rows - 1)
     band_top, band_bottom = bottom + 40, bottom + 60
