@@ -43,9 +43,11 @@ def _config_and_overrides(items, required: bool = False):
     return (find_config(config) if config else None), overrides
 
 
-def _dist(cfg):
-    from .distributed import setup
-    return setup(cfg.device)
+def _session(cfg):
+    """The command's distributed part: a barrier at its end when it succeeds, none when a
+    rank fails (that rank leaves at once; `distributed.session`)."""
+    from .distributed import session
+    return session(cfg.device, cfg.dist_timeout)
 
 
 def run_train(args) -> int:
@@ -54,17 +56,18 @@ def run_train(args) -> int:
 
         print("\n".join(sorted(shipped_configs())))
         return 0
+    from .distributed import recorded
+    return recorded(_train)(args)  # under torchrun an exception also goes to its error file
+
+
+def _train(args) -> int:
     from ..config import load_config
-    from .distributed import cleanup
     from .train import train
 
     path, overrides = _config_and_overrides(args.config, required=False)
     cfg = load_config(path, overrides)
-    info = _dist(cfg)
-    try:
+    with _session(cfg) as info:
         result = train(cfg, info)
-    finally:
-        cleanup()
     if info.is_main:
         print(json.dumps(result, indent=2, default=str) if args.json else train_summary(result))
     return 0
@@ -73,6 +76,12 @@ def run_train(args) -> int:
 def train_summary(result: dict) -> str:
     """What a finished run made, in a few lines (the whole result: `--json`)."""
     lines = [f"run: {result['output_dir']} (record: {result['record']})"]
+    if result.get("stopped"):
+        lines.append(f"stopped by {result['stopped']} at step {result['step']} "
+                     f"({result['epochs_done']} epochs done); state: {result['state']}; "
+                     "resume=auto continues it")
+        if result.get("requeue"):
+            lines.append(result["requeue"])
     if result.get("train"):
         lines.append("last epoch: " + "  ".join(f"{k} {v:.4g}" for k, v in result["train"].items()))
     for key, title in (("checkpoint", "zero-shot checkpoint"), ("average", "averaged student")):
@@ -105,7 +114,6 @@ def run_eval(args) -> int:
     from ..checkpoint import load_student
     from ..config import load_config
     from ..interop import run_config_of
-    from .distributed import cleanup
     from .evaluate import evaluate_checkpoint
     from .train import student_spec
 
@@ -115,8 +123,7 @@ def run_eval(args) -> int:
     if not args.checkpoint and not cfg.zero_shot:
         raise FrosterError("give --checkpoint CKPT (a folder made by train/average/export), or "
                            "zero_shot=true to evaluate the frozen CLIP named by the config")
-    info = _dist(cfg)
-    try:
+    with _session(cfg) as info:
         if args.checkpoint:
             student, tokenizer, _ = load_student(args.checkpoint, device=info.device,
                                                  trust_pickle=args.trust_pickle)
@@ -129,8 +136,6 @@ def run_eval(args) -> int:
                                       cfg.eval_class_file or cfg.class_file, info, output,
                                       extra={"checkpoint": args.checkpoint},
                                       checkpoint=args.checkpoint)
-    finally:
-        cleanup()
     if info.is_main:
         from .record import load_record, summary_line
 
@@ -208,7 +213,6 @@ def _export_reference(args) -> int:
 def run_benchmark(args) -> int:
     from ..config import load_config
     from ..interop import run_config_of
-    from .distributed import cleanup
     from .protocols import run_b2n, run_cross
 
     path, overrides = _config_and_overrides(args.config, required=False)
@@ -216,8 +220,7 @@ def run_benchmark(args) -> int:
     cfg = load_config(path, overrides, base=run_config_of(getattr(args, "checkpoint", None),
                                                          trust_pickle))
     output = args.output or str(Path(cfg.output_dir) / f"{args.protocol}")
-    info = _dist(cfg)
-    try:
+    with _session(cfg) as info:
         if args.protocol == "b2n":
             run_b2n(cfg, args.splits, args.data_root, output, info, train_lists=args.train_lists,
                     zero_shot=args.zero_shot or cfg.zero_shot, dataset=args.dataset)
@@ -225,8 +228,6 @@ def run_benchmark(args) -> int:
             run_cross(cfg, args.splits, args.data_root, args.dataset, output, info,
                       checkpoint=args.checkpoint, zero_shot=args.zero_shot or cfg.zero_shot,
                       trust_pickle=trust_pickle, labels=args.label_dir, full=not args.no_full)
-    finally:
-        cleanup()
     return 0
 
 
