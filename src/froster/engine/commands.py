@@ -245,9 +245,12 @@ def register(subparsers) -> None:
         subparsers, "train", help="train a student (FROSTER, fine-tuning or zero-shot) from a config",
         description="Train as CONFIG says; key=value arguments override its fields, e.g. "
                     "`froster train b2n_k400 epochs=2 resume=latest`. Several processes: "
-                    "`torchrun --nproc_per_node 8 -m froster.cli train ...`. Progress goes to "
-                    "stderr; stdout gets a summary of what the run made (--json: the whole "
-                    "result as JSON).")
+                    "`torchrun --nproc_per_node 8 -m froster.cli train ...`, or `srun froster "
+                    "train ...` with one SLURM task per GPU. SIGTERM/SIGUSR1 save the state "
+                    "and stop (exit 0); resume=auto continues at the next batch; a folder "
+                    "holding a state is not started over without overwrite=true "
+                    "(docs/cluster.md). Progress goes to stderr; stdout gets a summary of what "
+                    "the run made (--json: the whole result as JSON).")
     p.add_argument("config", nargs="*", metavar=CONFIG_METAVAR, help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print the run's result as JSON")
     p.add_argument("--list-configs", action="store_true",

@@ -69,10 +69,12 @@ class SavePoints:
                   "next step and stopping", file=sys.stderr, flush=True)
 
     # -- the flags -----------------------------------------------------------------
+    def _minutes_up(self) -> bool:
+        return (self.every_seconds is not None and self.info.is_main
+                and self.clock() - self.last_save >= self.every_seconds)
+
     def _local_flags(self) -> torch.Tensor:
-        minutes_up = (self.every_seconds is not None and self.info.is_main
-                      and self.clock() - self.last_save >= self.every_seconds)
-        return torch.tensor([float(self._signal_number()), float(minutes_up)])
+        return torch.tensor([float(self._signal_number()), float(self._minutes_up())])
 
     def _signal_number(self) -> int:
         return int(getattr(signal, self.signal)) if self.signal else 0
@@ -82,8 +84,7 @@ class SavePoints:
         flags in one process; the flags all-reduced at the previous boundary in several
         (the highest signal number of any rank)."""
         if self._group is None:
-            number, minutes_up = self._local_flags().tolist()
-            return int(number), bool(minutes_up)
+            return self._signal_number(), self._minutes_up()
         if self._pending is None:
             return 0, False
         work, flags = self._pending
