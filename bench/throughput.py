@@ -10,6 +10,12 @@ prompts, fused attention (and, over 2 processes, the classifier sharded across r
 
 Prints: text_trim_speedup, froster_step_over_reference_step, sharded_text_speedup_2proc,
 activation_checkpoint_peak_mem_ratio (and clips/s and MFU on a GPU).
+
+Every step is timed in the precision training runs in (`--precision`, default the
+config's `auto`: fp16 autocast on CUDA as the reference trains, fp32 on CPU), and model
+FLOPs utilisation is the FLOPs torch's FlopCounterMode counts in one such step (forward
+and backward) per second, over the GPU's dense peak in that precision (a table of known
+GPUs, or --peak-tflops).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from _measure import PeakRSS, k400_class_texts, track_large_allocations
 
 from froster.clip import create_clip
 from froster.distill import Froster
+from froster.engine.precision import autocast, autocast_dtype
 from froster.model import VideoCLIP
 from froster.prompts import BARE_INDEX, PromptBank
-from froster.sharding import sharded_encode_classes
+from froster.sharding import gather_shares, local_share
 
 
 def sync(device):
@@ -77,9 +84,27 @@ def text_step(student, tokens):
     student.encode_classes(tokens).sum().backward()
 
 
+#: dense peak TFLOPS by GPU name fragment: (fp16/bf16 tensor cores, fp32 without TF32)
+PEAK_TFLOPS = {"H200": (989, 67), "H100": (989, 67), "A100": (312, 19.5), "L40S": (362, 91.6),
+               "A10": (125, 31.2), "V100": (125, 15.7), "RTX 4090": (165, 82.6), "L4": (121, 30.3)}
+DTYPE = None  # the autocast dtype of the timed steps (set in main)
+
+
+def peak_tflops(device, dtype) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for fragment, (half, single) in PEAK_TFLOPS.items():
+        if fragment in name:
+            return single if dtype is None else half
+    return None
+
+
 def train_step(model, bank, video, labels, rng):
     model.zero_grad(set_to_none=True)
-    model(video, labels, bank, bank.training_templates(rng)).loss.backward()
+    with autocast(video.device, DTYPE):
+        loss = model(video, labels, bank, bank.training_templates(rng)).loss
+    loss.backward()
 
 
 def single_process(args, device) -> dict:
@@ -115,11 +140,13 @@ def single_process(args, device) -> dict:
     results["peak_mem_mb_step"] = peaks[False]
     results["peak_mem_mb_step_checkpointed"] = peaks[True]
     results |= reduced_precision_teacher(ours, bank, video, labels)
-    if device.type == "cuda":
-        ours.student.set_grad_checkpointing(False)
-        step = results["step_seconds_ours"]
-        results["clips_per_second"] = args.batch / step
-        results["model_flop_utilisation"] = model_flops(ours, bank, video) / step / args.peak_tflops / 1e12
+    ours.student.set_grad_checkpointing(False)
+    step = results["step_seconds_ours"]
+    results["clips_per_second"] = args.batch / step
+    results["step_tflops"] = model_flops(ours, bank, video) / step / 1e12
+    peak = args.peak_tflops or peak_tflops(device, DTYPE)
+    if peak:
+        results["mfu"] = results["step_tflops"] / peak
     return results
 
 
@@ -162,9 +189,12 @@ def _sharded_worker(rank, world, port, args, out):
     def full():
         text_step(student, tokens)
 
+    share = local_share(tokens.shape[0])
+    plan = student.plan_classes(tokens[share])
+
     def sharded():
         student.zero_grad(set_to_none=True)
-        sharded_encode_classes(student, tokens).sum().backward()
+        gather_shares(student.encode_classes(plan), tokens.shape[0]).sum().backward()
 
     dist.barrier()
     t_full = timed(full, device, args.repeats)
@@ -193,18 +223,26 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per variant after a warm-up")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--peak-tflops", type=float, default=989.0, help="GPU peak for MFU (H100 bf16 dense)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the GPU's dense peak in the timed precision, for MFU (default: "
+                             "from a table of known GPUs; no MFU on CPU)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="the training precision the steps are timed in (auto: fp16 on "
+                             "CUDA, fp32 on CPU)")
     parser.add_argument("--skip-2proc", action="store_true")
     args = parser.parse_args()
     track_large_allocations()
     logging.getLogger().setLevel(logging.ERROR)
     device = torch.device(args.device)
+    global DTYPE
+    DTYPE = autocast_dtype(args.precision, device)
 
     results = single_process(args, device)
     if not args.skip_2proc:
         results |= two_processes(args)
     print(f"model: {args.model}")
-    print(f"device: {device.type}")
+    print(f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}")
+    print(f"precision: {args.precision} ({DTYPE or 'fp32'})")
     print(f"shape: batch {args.batch} x {args.frames} frames, {args.classes} classes x 2 prompts")
     for key, value in results.items():
         print(f"{key}: {value:.6g}")

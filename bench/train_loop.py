@@ -64,12 +64,13 @@ def textured(i: int, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(_TEXTURE[key][i % 4][:, shift:shift + width])
 
 
-def make_data(root: Path, videos: int, classes: int, frames: int) -> dict:
+def make_data(root: Path, videos: int, classes: int, frames: int, width: int = 320,
+              height: int = 240, options: dict | None = None) -> dict:
     lines = []
     for k in range(videos):
         name = f"v{k:03d}.mp4"
-        write_video(root / name, frames + 7 * (k % 5), width=320, height=240, frame=textured,
-                    options={"crf": "23"})
+        write_video(root / name, frames + 7 * (k % 5), width=width, height=height, frame=textured,
+                    options=options or {"crf": "23"})
         lines.append(f"{name},{k % classes}\n")
     (root / "train.csv").write_text("".join(lines))
     texts = k400_class_texts(classes)

@@ -20,7 +20,7 @@ def test_defaults_are_the_reference_recipe():
     assert (cfg.lr, cfg.warmup_start_lr, cfg.min_lr, cfg.warmup_epochs) == (3.33e-6, 3.33e-8, 3.33e-8, 2.0)
     assert (cfg.weight_decay, cfg.clip_grad, cfg.distill_weight, cfg.alpha) == (0.01, 1.0, 2.0, 0.1)
     assert (cfg.test_views, cfg.test_crops, cfg.average_from_epoch) == (3, 1, 2)
-    assert cfg.shard_text is False and cfg.zero_shot is False
+    assert cfg.shard_text is None and cfg.zero_shot is False  # none: on whenever world_size > 1 (exact)
     assert cfg.sampling == "reference" and cfg.apply_rotation is False  # the reference's decoder
 
 

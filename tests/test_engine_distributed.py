@@ -101,6 +101,11 @@ def two_processes_match_one(tmp_path, settings):
             by_rank1 = (rank1["epoch_weights"][0][key].double() + rank1["epoch_weights"][1][key]) / 2
             assert (running[key].double() - by_rank1).abs().max() <= 1e-6, (name, key)
 
+    # rank 0 wrote every rank's videos to predictions.jsonl, once each, in list order
+    records = [json.loads(x) for x in (tmp_path / "plain/eval/final/predictions.jsonl")
+               .read_text().splitlines()]
+    listed = [line.rsplit(",", 1)[0] for line in Path(data["val_list"]).read_text().splitlines()]
+    assert [r["video"] for r in records] == [str(Path(data["data_root"]) / p) for p in listed]
     # only rank 0 wrote the run folder, and the log has the 2 x 3 steps
     log = [json.loads(x) for x in (tmp_path / "plain/log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["kind"] == "train"] == list(range(1, 7))

@@ -143,7 +143,7 @@ def test_text_cache_hit_skips_the_text_tower(checkpoint, tmp_path, monkeypatch):
     def no_text_tower(*args, **kwargs):
         raise AssertionError("the text tower ran although the embeddings were cached")
 
-    monkeypatch.setattr(second.model, "encode_text", no_text_tower)
+    monkeypatch.setattr(second.model, "run_text", no_text_tower)
     assert torch.equal(second.label_embeddings(LABELS), expected)
     assert second.cache.hits == 1 and second.text_tower_calls == 0
     # other labels, order or templates are other entries

@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "froster.explain.commands",             # explain
     "froster.interop.commands",             # import
     "froster.demo.commands",                # demo
+    "froster.data.commands",                # data check, data prepare
+    "froster.serve.commands",               # serve
 )
 
 

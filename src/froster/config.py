@@ -42,7 +42,7 @@ class Config:
     templates: str = ""                    # "": the reference's 28 templates + bare; else a file, one template per line
     clean_prompts: bool = False            # true: no " " + name after a templated prompt for a plain class name (the reference appends it)
     zero_shot: bool = False                # frozen CLIP baseline: no training, evaluation only
-    shard_text: bool = False               # under DDP each rank encodes a share of the classes
+    shard_text: bool | None = None         # each rank encodes a share of the classes (exact); none: on whenever world_size > 1
     # data
     data_root: str = ""
     train_list: str = ""
@@ -59,10 +59,12 @@ class Config:
     num_workers: int | None = None         # decoding workers per rank; none: the cores per rank less one
     decode_timeout: float = 120.0          # seconds one video may take to decode in a worker before it counts as failed (0: no limit)
     flip: bool = True                      # random horizontal flip in training (false for direction-sensitive data, e.g. SSv2)
+    check_data: bool = False               # `froster data check` train_list and val_list first; refuse to start while entries are broken
     # optimisation
     epochs: int = 12
     batch_size: int = 32                   # global: over all ranks and accumulation steps
-    grad_accum: int = 1
+    device_batch_size: int | None = None   # clips per GPU per forward pass; none: batch_size / (world_size x grad_accum)
+    grad_accum: int = 1                    # forward passes per optimiser step (follows from device_batch_size when that is set)
     lr: float = 3.33e-6
     warmup_epochs: float = 2.0
     warmup_start_lr: float = 3.33e-8
@@ -258,6 +260,8 @@ def validate(cfg: Config) -> None:
     for key in ("batch_size", "grad_accum", "eval_batch_size", "log_every"):
         if getattr(cfg, key) < 1:
             raise FrosterError(f"{key} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.device_batch_size is not None and cfg.device_batch_size < 1:
+        raise FrosterError(f"device_batch_size must be at least 1, got {cfg.device_batch_size}")
     for key in ("epochs", "eval_every", "average_from_epoch", "decode_timeout"):
         if getattr(cfg, key) < 0:
             raise FrosterError(f"{key} must not be negative, got {getattr(cfg, key)}")

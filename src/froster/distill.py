@@ -11,7 +11,7 @@ from torch import nn
 
 from .model import VideoCLIP
 from .prompts import PromptBank
-from .sharding import sharded_encode_classes
+from .sharding import gather_shares, local_share
 
 
 class ResidualProjector(nn.Module):
@@ -52,7 +52,7 @@ class FrozenTeacher:
         return self
 
     def _apply(self, fn) -> None:
-        self.encoder._apply(fn)
+        self.encoder._apply(fn)  # torch's hook for .to()/.half(): the teacher follows the student
         self._text_cache.clear()
 
     def set_dtype(self, dtype: torch.dtype) -> None:
@@ -72,8 +72,7 @@ class FrozenTeacher:
         key = (bank.key, bank.templates[template_index])
         cached = self._text_cache.get(key) if self.cache_text else None
         if cached is None:
-            device = self.encoder.clip.logit_scale.device
-            cached = self.encoder.encode_text(bank.tokens(template_index).to(device))
+            cached = self.encoder.encode_text(bank.tokens(template_index))
             if self.cache_text:
                 self._text_cache[key] = cached
         return cached
@@ -98,8 +97,10 @@ class LossTerms:
     distill_text: torch.Tensor
     logits: torch.Tensor
 
-    def scalars(self) -> dict[str, float]:
-        return {k: float(getattr(self, k).detach()) for k in
+    def scalars(self) -> dict[str, torch.Tensor]:
+        """The loss terms as 0-d float64 tensors on their device (no host sync; read them
+        at log steps): float64, so that sums over steps are what Python floats gave."""
+        return {k: getattr(self, k).detach().double() for k in
                 ("loss", "ce", "distill_visual", "distill_text")}
 
 
@@ -123,6 +124,7 @@ class Froster(nn.Module):
         self.text_sharding = text_sharding  # under DDP: each rank encodes its share of classes
         self._teacher = None
         self._frozen_classes: dict[tuple, torch.Tensor] = {}
+        self._text_plans: dict[tuple, object] = {}  # prompt plans on the device, per template set
         if distill:
             if teacher_clip is None:
                 teacher_clip = student.plain_clip()
@@ -138,23 +140,48 @@ class Froster(nn.Module):
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
         self._frozen_classes.clear()
+        self._text_plans.clear()
         if self._teacher is not None:
             self._teacher._apply(fn)
         return self
 
-    def class_embeddings(self, bank: PromptBank, template_indices, device) -> torch.Tensor:
-        """(C, D) student classifier of this step's prompts. With the text tower frozen
-        (`train_params: added`) it is a constant of the prompts: computed once without a
-        graph and reused."""
+    def text_plan(self, bank: PromptBank, template_indices, device, share: slice | None = None):
+        """The student's prompt plan for these templates (of this rank's `share` of the
+        classes), made once and kept on `device`: a step copies no tokens and has no
+        host-device sync in the text tower."""
+        key = (bank.key, tuple(template_indices), None if share is None else (share.start, share.stop))
+        if key not in self._text_plans:
+            tokens = bank.stacked(template_indices)
+            self._text_plans[key] = self.student.plan_classes(
+                tokens if share is None else tokens[share]).to(device)
+        return self._text_plans[key]
+
+    def prepare_text(self, bank: PromptBank, device) -> None:
+        """Make the plans of every template set training can draw, and the teacher's
+        embeddings of their prompts, before the first step (a step then only looks them up)."""
+        sets = bank.training_template_sets()
         if self.student.text_trainable:
-            tokens = bank.stacked(template_indices).to(device)
-            return sharded_encode_classes(self.student, tokens) if self.text_sharding \
-                else self.student.encode_classes(tokens)
+            share = local_share(len(bank)) if self.text_sharding else None
+            for templates in sets:
+                self.text_plan(bank, templates, device, share)
+        if self._teacher is not None and self._teacher.cache_text:
+            for index in sorted({i for templates in sets for i in templates}):
+                self._teacher.prompt_embeddings(bank, index)
+
+    def class_embeddings(self, bank: PromptBank, template_indices, device) -> torch.Tensor:
+        """(C, D) student classifier of this step's prompts. Under DDP with `text_sharding`
+        each rank encodes its share of the classes (exact: sharding.py). With the text tower
+        frozen (`train_params: added`) it is a constant of the prompts: computed once
+        without a graph and reused."""
+        if self.student.text_trainable:
+            share = local_share(len(bank)) if self.text_sharding else None
+            classes = self.student.encode_classes(self.text_plan(bank, template_indices, device, share))
+            return classes if share is None else gather_shares(classes, len(bank))
         key = (bank.key, tuple(template_indices))
         if key not in self._frozen_classes:
             with torch.no_grad():
-                tokens = bank.stacked(template_indices).to(device)
-                self._frozen_classes[key] = self.student.encode_classes(tokens)
+                self._frozen_classes[key] = self.student.encode_classes(
+                    self.text_plan(bank, template_indices, device))
         return self._frozen_classes[key]
 
     def forward(self, video: torch.Tensor, labels: torch.Tensor, bank: PromptBank,

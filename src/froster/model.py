@@ -5,6 +5,7 @@ text tower builds the class classifier."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
@@ -60,6 +61,11 @@ class VideoCLIP(nn.Module):
         self.backbone.attach(clip)
 
     @property
+    def standard_vit(self) -> bool:
+        """Whether the visual tower is open_clip's plain ViT (run block by block here)."""
+        return self._standard_vit
+
+    @property
     def logit_scale(self) -> torch.Tensor:
         return self.clip.logit_scale
 
@@ -92,6 +98,8 @@ class VideoCLIP(nn.Module):
             return features.view(-1, frames, features.shape[-1])
         visual = self.clip.visual
         kernel = self.attention_kernel("visual")
+        # open_clip's private VisionTransformer._embeds/_pool (open_clip_torch >= 2.32): the
+        # tower's own patch/position embedding and read-out, with the blocks run by us
         x = visual._embeds(images.to(visual.conv1.weight.dtype))
         x = run_blocks(visual.transformer.resblocks, x, self.backbone.step(frames, kernel),
                        self.grad_checkpointing)
@@ -100,23 +108,45 @@ class VideoCLIP(nn.Module):
         return self.backbone.fuse(visual, features.view(-1, frames, features.shape[-1]), kernel,
                                   self.grad_checkpointing)
 
-    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(N, L) token ids -> (N, D) L2-normalised text embeddings.
+    def plan_text(self, tokens: torch.Tensor) -> "TextPlan":
+        """How (N, L) prompt tokens run through the text tower, worked out on the host.
 
         The text tower is causal and reads the end-of-text token (the largest id), so the
         positions after it change nothing. With `trim_text`, prompts are sorted by length
         into a few buckets and each bucket runs only up to its longest prompt: exact, and
-        far less work than padding every prompt to the context length.
-        """
+        far less work than padding every prompt to the context length. The plan is made
+        from CPU tokens (no host-device sync) and moved to the model's device once."""
+        tokens = tokens.cpu()
         if not self._standard_text:
-            return F.normalize(self.clip.encode_text(tokens), dim=-1)
+            return TextPlan([(tokens, None)], None)
         eot = tokens.argmax(dim=-1)
         if not self.trim_text:
-            return F.normalize(self._text(tokens, eot), dim=-1)
+            return TextPlan([(tokens, eot)], None)
         order = eot.argsort()
         buckets = order.chunk(min(self.text_buckets, -(-len(order) // 32)))
-        pieces = [self._text(tokens[idx, : int(eot[idx].max()) + 1], eot[idx]) for idx in buckets]
-        return F.normalize(torch.cat(pieces)[order.argsort()], dim=-1)
+        pieces = [(tokens[idx, : int(eot[idx].max()) + 1], eot[idx]) for idx in buckets]
+        return TextPlan(pieces, order.argsort())
+
+    def plan_classes(self, tokens: torch.Tensor) -> "TextPlan":
+        """The plan of a (C, P, L) classifier's prompts: repeated prompts are encoded once."""
+        classes, prompts, length = tokens.shape
+        unique, inverse = torch.unique(tokens.cpu().reshape(-1, length), dim=0, return_inverse=True)
+        plan = self.plan_text(unique)
+        plan.inverse, plan.classes = inverse, (classes, prompts)
+        return plan
+
+    def run_text(self, plan: "TextPlan") -> torch.Tensor:
+        """(N, D) L2-normalised embeddings of a plan's prompts (moved to the model's device
+        if it is not there yet; keep a moved plan to run it again without copies)."""
+        plan = plan.to(self.logit_scale.device)
+        if not self._standard_text:
+            return F.normalize(self.clip.encode_text(plan.pieces[0][0]), dim=-1)
+        out = torch.cat([self._text(tokens, eot) for tokens, eot in plan.pieces])
+        return F.normalize(out if plan.restore is None else out[plan.restore], dim=-1)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, L) token ids -> (N, D) L2-normalised text embeddings (see `plan_text`)."""
+        return self.run_text(self.plan_text(tokens))
 
     def _text(self, tokens: torch.Tensor, eot: torch.Tensor) -> torch.Tensor:
         clip = self.clip
@@ -129,13 +159,12 @@ class VideoCLIP(nn.Module):
         return clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) \
             else x @ clip.text_projection
 
-    def encode_classes(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(C, P, L) prompt tokens -> (C, D) classifier: each prompt normalised, averaged
-        over the P prompts of a class, normalised again. Repeated prompts are encoded once."""
-        classes, prompts, length = tokens.shape
-        unique, inverse = torch.unique(tokens.reshape(-1, length), dim=0, return_inverse=True)
-        embeddings = self.encode_text(unique)[inverse].view(classes, prompts, -1)
-        return F.normalize(embeddings.mean(dim=1), dim=-1)
+    def encode_classes(self, tokens) -> torch.Tensor:
+        """(C, P, L) prompt tokens (or their `plan_classes`) -> (C, D) classifier: each
+        prompt normalised, averaged over the P prompts of a class, normalised again."""
+        plan = tokens if isinstance(tokens, TextPlan) else self.plan_classes(tokens)
+        embeddings = self.run_text(plan)[plan.inverse.to(self.logit_scale.device)]
+        return F.normalize(embeddings.view(*plan.classes, -1).mean(dim=1), dim=-1)
 
     def logits(self, frame_embeddings: torch.Tensor, class_embeddings: torch.Tensor):
         """Per-frame logits averaged over time: (B, T, D), (C, D) -> (B, C)."""
@@ -195,6 +224,26 @@ class VideoCLIP(nn.Module):
             for key, n in getattr(tower, "calls", {}).items():
                 totals[key] += n
         return totals
+
+
+@dataclass
+class TextPlan:
+    """Prompt tokens laid out for the text tower (`VideoCLIP.plan_text`): per bucket its
+    tokens (cut at its longest prompt) and end-of-text positions; `restore` puts the
+    buckets' rows back in prompt order; for a classifier, `inverse` maps the unique prompts
+    to the (C * P) prompts and `classes` is (C, P)."""
+
+    pieces: list[tuple[torch.Tensor, torch.Tensor | None]]
+    restore: torch.Tensor | None
+    inverse: torch.Tensor | None = None
+    classes: tuple[int, int] | None = None
+
+    def to(self, device) -> "TextPlan":
+        if self.pieces[0][0].device == torch.device(device):
+            return self
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return TextPlan([(move(t), move(e)) for t, e in self.pieces], move(self.restore),
+                        move(self.inverse), self.classes)
 
 
 def _standard_blocks(blocks) -> bool:

@@ -129,5 +129,11 @@ class PromptBank:
             return (rng.randrange(len(self.templates)),)
         return (draw_template(rng), BARE_INDEX)
 
+    def training_template_sets(self) -> list[tuple[int, ...]]:
+        """Every template set `training_templates` can draw."""
+        if self.templates != ALL_PROMPTS:
+            return [(i,) for i in range(len(self.templates))]
+        return [(i, BARE_INDEX) for i in range(len(TEMPLATES))]
+
     def all_templates(self) -> tuple[int, ...]:
         return tuple(range(len(self.templates)))

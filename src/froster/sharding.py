@@ -12,7 +12,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .model import VideoCLIP
 
 
 def shard_sizes(num_classes: int, world_size: int) -> list[int]:
@@ -44,14 +43,19 @@ class _GatherWithGrad(torch.autograd.Function):
         return grad.chunk(dist.get_world_size())[dist.get_rank()]
 
 
-def sharded_encode_classes(student: VideoCLIP, tokens: torch.Tensor) -> torch.Tensor:
-    """`student.encode_classes(tokens)` computed by all ranks together: (C, P, L) -> (C, D)."""
-    if not sharding_active(tokens.shape[0]):
-        return student.encode_classes(tokens)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    sizes = shard_sizes(tokens.shape[0], world)
-    start = sum(sizes[:rank])
-    local = student.encode_classes(tokens[start:start + sizes[rank]])
-    padded = F.pad(local, (0, 0, 0, max(sizes) - sizes[rank]))  # all_gather needs equal sizes
+def local_share(num_classes: int) -> slice | None:
+    """This rank's contiguous share of the classes, or None when sharding is not active."""
+    if not sharding_active(num_classes):
+        return None
+    sizes = shard_sizes(num_classes, dist.get_world_size())
+    start = sum(sizes[:dist.get_rank()])
+    return slice(start, start + sizes[dist.get_rank()])
+
+
+def gather_shares(local: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Every rank's (share, D) class embeddings as the (C, D) classifier, with gradients."""
+    world = dist.get_world_size()
+    sizes = shard_sizes(num_classes, world)
+    padded = F.pad(local, (0, 0, 0, max(sizes) - local.shape[0]))  # all_gather needs equal sizes
     gathered = _GatherWithGrad.apply(padded).chunk(world)
     return torch.cat([part[:size] for part, size in zip(gathered, sizes)])

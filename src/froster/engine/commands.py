@@ -145,7 +145,8 @@ def run_eval(args) -> int:
         for line in metrics.fallback:
             print(f"sampled with a fallback: {line}", file=sys.stderr)
         print(summary_line(load_record(Path(output) / "metrics.json")))
-        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv")
+        print(f"report: {output}/metrics.json, {output}/report.md, {output}/confusion.csv, "
+              f"{output}/predictions.jsonl")
     return 1 if metrics.failed else 0
 
 
@@ -250,7 +251,10 @@ def register(subparsers) -> None:
                     "and stop (exit 0); resume=auto continues at the next batch; a folder "
                     "holding a state is not started over without overwrite=true "
                     "(docs/cluster.md). Progress goes to stderr; stdout gets a summary of what "
-                    "the run made (--json: the whole result as JSON).")
+                    "the run made (--json: the whole result as JSON). With check_data=true the "
+                    "run first checks train_list and val_list as `froster data check` does "
+                    "(into OUTPUT_DIR/data_check/) and refuses to start while entries are "
+                    "broken, naming the report and a cleaned list to pass instead.")
     p.add_argument("config", nargs="*", metavar=CONFIG_METAVAR, help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print the run's result as JSON")
     p.add_argument("--list-configs", action="store_true",

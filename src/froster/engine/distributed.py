@@ -169,14 +169,25 @@ def gather_objects(obj) -> list:
     return out
 
 
-def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Average scalars over ranks (for logging); unchanged when not distributed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return values
-    tensor = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    tensor /= dist.get_world_size()
+def mean_over_ranks(values: dict, device: torch.device) -> dict[str, float]:
+    """Scalars (floats or 0-d tensors on `device`) averaged over ranks, as floats read in
+    one host transfer (for logging)."""
+    if not values:
+        return {}
+    tensor = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device)
+                          for v in values.values()])
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(tensor)
+        tensor /= dist.get_world_size()
     return dict(zip(values, tensor.tolist()))
+
+
+def ddp_options(device: torch.device) -> dict:
+    """How the student is wrapped in DDP: gradients are views into the reduction buckets (no
+    copy, less memory), and buffers are not broadcast every step (the towers' buffers are
+    constants such as the causal mask; none is updated in training)."""
+    return {"device_ids": [device.index] if device.type == "cuda" else None,
+            "gradient_as_bucket_view": True, "broadcast_buffers": False}
 
 
 @contextlib.contextmanager

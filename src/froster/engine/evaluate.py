@@ -31,7 +31,7 @@ def class_embeddings(student: VideoCLIP, bank: PromptBank, device: torch.device,
     templates = bank.all_templates()
     parts = []
     for start in range(0, len(bank), chunk):
-        tokens = bank.stacked(templates)[start:start + chunk].to(device)
+        tokens = bank.stacked(templates)[start:start + chunk]  # planned on the host, run on the device
         with autocast(device, dtype):
             parts.append(student.encode_classes(tokens).float())
     return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
@@ -98,13 +98,17 @@ def evaluate(student: VideoCLIP, dataset: VideoDataset, bank: PromptBank, info: 
                            f"is data_root right? First error: {next(iter(failed.values()), '?')}")
     metrics = compute_metrics(stacked, labels, total=len(dataset), failed=list(failed.values()))
     metrics.fallback = [f"{path}: {reason}" for path, reason in fallback.items()]
+    metrics.videos, metrics.labels, metrics.logits = \
+        [dataset.items[i].path for i in order], labels, stacked
     return metrics
 
 
 def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
                  extra: dict | None = None, record: dict | None = None) -> Path:
     """metrics.json (summary, per-class accuracy, failed videos, the reproduction record),
-    report.md, confusion.csv and, when videos failed, failed_videos.txt."""
+    report.md, confusion.csv, predictions.jsonl (each video's top-5) and, when videos
+    failed, failed_videos.txt."""
+    from .predictions import write_predictions
     from .record import markdown, with_videos
 
     folder = Path(folder)
@@ -128,6 +132,8 @@ def write_report(metrics: Metrics, folder: str | Path, class_names: list[str],
                 writer.writerow([name, *row])
 
     atomic_write(folder / "confusion.csv", write_confusion)
+    if metrics.logits is not None:
+        write_predictions(folder, metrics.videos, metrics.labels, metrics.logits, class_names)
     return folder
 
 

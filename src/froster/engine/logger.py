@@ -4,8 +4,20 @@ when TensorBoard is installed. Only rank 0 writes; other ranks get a silent logg
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
+
+
+def finite(value):
+    """`value` with every inf/nan float as None: log.jsonl stays standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 class RunLogger:
@@ -64,10 +76,11 @@ class RunLogger:
             record["step"] = step
         record.update(values)
         with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(finite(record), allow_nan=False) + "\n")
         if self.writer is not None and step is not None:
             for key, value in values.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                        and math.isfinite(value):
                     self.writer.add_scalar(f"{kind}/{key}", value, step)
 
     def close(self) -> None:

@@ -21,6 +21,10 @@ class Metrics:
     total: int                        # videos in the list
     failed: list[str] = field(default_factory=list)
     fallback: list[str] = field(default_factory=list)  # "path: reason", sampled another way
+    # What each evaluated video got, for predictions.jsonl (set by `evaluate`):
+    videos: list[str] = field(default_factory=list)   # paths, in the row order of `logits`
+    labels: torch.Tensor | None = None                # (N,) true classes
+    logits: torch.Tensor | None = None                # (N, C) view-summed logits
 
     def summary(self) -> dict:
         return {"top1": self.top1, "top5": self.top5,

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -28,7 +29,8 @@ from ..errors import FrosterError
 from ..student_spec import StudentSpec
 from . import checkpoints as ckpt
 from .averaging import WeightSum, run_epochs, sum_folders
-from .distributed import DistInfo, barrier, gather_objects, main_first, mean_over_ranks
+from .batching import out_of_memory, split_batch
+from .distributed import DistInfo, barrier, ddp_options, gather_objects, main_first, mean_over_ranks
 from .epoch_progress import EpochProgress
 from .evaluate import eval_dataset, eval_files, evaluate, write_report
 from .init_weights import init_spec, load_init
@@ -38,6 +40,7 @@ from .optim import param_groups
 from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
 from .record import FAILED_FILE, RECORD_FILE, build_record, write_record
 from .save_points import SavePoints, requeue_job
+from .scalars import StepSums, step_record
 from .schedule import learning_rate, set_lr
 
 
@@ -59,10 +62,8 @@ class Trainer:
         require_data_root(cfg.data_root, cfg.train_list)
         if cfg.val_list:
             list_file(cfg.val_list, "val_list")
-        micro, rest = divmod(cfg.batch_size, info.world_size * cfg.grad_accum)
-        if rest or micro == 0:
-            raise FrosterError(f"batch_size={cfg.batch_size} (global) must be a multiple of "
-                               f"world_size ({info.world_size}) x grad_accum ({cfg.grad_accum})")
+        micro, self.grad_accum = split_batch(cfg.batch_size, info.world_size, cfg.grad_accum,
+                                             cfg.device_batch_size)
         self.micro_batch = micro
 
         torch.manual_seed(cfg.seed)  # same initial weights (and projector init) on every rank
@@ -85,15 +86,20 @@ class Trainer:
             summary = load_init(self.model, imported, cfg.init)
             if info.is_main:
                 print(f"init: {cfg.init}: {summary}", file=sys.stderr)
-        self.model.text_sharding = cfg.shard_text
+        # exact (sharding.py), and the text tower is a large share of a many-class step
+        self.model.text_sharding = info.world_size > 1 if cfg.shard_text is None else cfg.shard_text
         student.set_grad_checkpointing(cfg.grad_checkpointing)
         if cfg.compile:
             student.enable_compile()
         if self.model.teacher is not None and cfg.teacher_precision != "fp32":
             self.model.teacher.set_dtype(TEACHER_DTYPES[cfg.teacher_precision])
         self.model.to(self.device).train()
+        self.model.prepare_text(self.bank, self.device)  # the prompt plans, on the device once
         prep = preprocess_config(student.clip)
-        self.size, self.mean, self.std = prep["size"], prep["mean"], prep["std"]
+        self.size = prep["size"]
+        # normalisation constants on the device, made once (not copied from the host per step)
+        self.mean = torch.tensor(prep["mean"], device=self.device)
+        self.std = torch.tensor(prep["std"], device=self.device)
 
         items = read_annotations(train_list, cfg.data_root or None, len(self.bank))
         self.dataset = VideoDataset(
@@ -104,7 +110,7 @@ class Trainer:
                                    timeout=loader_timeout(cfg.decode_timeout, micro),
                                    seed=cfg.seed, rank=info.rank, world_size=info.world_size,
                                    pin_memory=self.device.type == "cuda")
-        self.steps_per_epoch = len(self.loader) // cfg.grad_accum
+        self.steps_per_epoch = len(self.loader) // self.grad_accum
         if self.steps_per_epoch == 0:
             raise FrosterError(f"{train_list} has {len(items)} videos: too few for one step of "
                                f"batch_size={cfg.batch_size}")
@@ -118,9 +124,8 @@ class Trainer:
             param_groups(self.model, cfg.weight_decay, cfg.logit_scale_decay,
                          student.added_parameters(), cfg.added_lr_scale), lr=cfg.lr)
         self.ddp = None
-        if info.distributed:
-            self.ddp = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if dist.is_available() and dist.is_initialized():  # a process group: DDP, even of one
+            self.ddp = DistributedDataParallel(self.model, **ddp_options(self.device))
         self.template_rng = random.Random(cfg.seed)
         self.train_failures: dict[str, None] = {}  # messages of training videos that failed
         self.epoch = 0  # epochs finished
@@ -252,11 +257,20 @@ class Trainer:
                                 student_config(self.student, student_spec(self.cfg), extra))
 
     # -- one step ------------------------------------------------------------------
-    def train_step(self, micro_batches: list[dict]) -> dict[str, float]:
-        """One optimiser step over `grad_accum` micro-batches; returns the loss terms."""
+    def train_step(self, micro_batches: list[dict]) -> dict:
+        """One optimiser step over `grad_accum` micro-batches. Returns the loss terms and
+        the gradient norm as 0-d float64 tensors on the device (read them at log steps:
+        no host sync here but the fp16 scaler's own check), `skipped` (1 when the fp16
+        scaler skipped the step for inf/nan gradients) and the learning rate (a float)."""
+        try:
+            return self._train_step(micro_batches)
+        except torch.OutOfMemoryError as err:
+            raise out_of_memory(err, self.device, self.micro_batch, self.grad_accum) from None
+
+    def _train_step(self, micro_batches: list[dict]) -> dict:
         cfg, module = self.cfg, self.ddp or self.model
         templates = self.bank.training_templates(self.template_rng)
-        totals: dict[str, float] = {}
+        totals: dict = {}
         for k, batch in enumerate(micro_batches):
             video = normalize(batch["video"].to(self.device, non_blocking=True), self.mean, self.std)
             labels = batch["label"].to(self.device, non_blocking=True)
@@ -267,11 +281,19 @@ class Trainer:
                     terms = module(video, labels, self.bank, templates)
                 self.scaler.scale(terms.loss / len(micro_batches)).backward()
             for key, value in terms.scalars().items():
-                totals[key] = totals.get(key, 0.0) + value / len(micro_batches)
+                share = value / len(micro_batches)
+                totals[key] = share if key not in totals else totals[key] + share
         self.scaler.unscale_(self.optimizer)
+        norm = None
         if cfg.clip_grad > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
-            totals["grad_norm"] = float(norm)
+        elif self.scaler.is_enabled():  # the norm tells a skipped step without a host sync
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+        if norm is not None:
+            finite = torch.isfinite(norm)
+            totals["skipped"] = (~finite).double()
+            if cfg.clip_grad > 0:  # a skipped step's norm is not averaged in
+                totals["grad_norm"] = torch.where(finite, norm.double(), 0.0)
         lr = learning_rate(self.step, self.total_steps, self.warmup_steps, cfg.lr,
                            cfg.warmup_start_lr, cfg.min_lr, cfg.cosine_after_warmup)
         set_lr(self.optimizer, lr)
@@ -285,12 +307,12 @@ class Trainer:
     def epoch_batches(self, epoch: int, failures: FailureLog, start_step: int = 0):
         """This rank's micro-batches of one epoch, grouped per optimiser step, from step
         `start_step` on (a resumed epoch: this rank's samples of the steps done are skipped)."""
-        set_epoch(self.loader, epoch, start=start_step * self.cfg.grad_accum * self.micro_batch)
+        set_epoch(self.loader, epoch, start=start_step * self.grad_accum * self.micro_batch)
         group = []
         for batch in batches(self.loader):
             failures.add(batch)
             group.append(batch)
-            if len(group) == self.cfg.grad_accum:
+            if len(group) == self.grad_accum:
                 yield group
                 group = []
 
@@ -300,7 +322,8 @@ class Trainer:
         epoch = self.epoch  # 0-based index of the epoch being trained
         progress, self.progress = self.progress or EpochProgress(), None
         failures = progress.failures
-        sums = progress.sums
+        sums = StepSums()
+        sums.sums = dict(progress.sums)  # a resumed epoch's sums so far
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
                    initial=progress.step,
                    disable=not (self.cfg.progress and self.info.is_main) or None,
@@ -311,20 +334,19 @@ class Trainer:
             if i == self.steps_per_epoch:
                 break
             scalars = self.train_step(group)
-            for key, value in scalars.items():
-                sums[key] = sums.get(key, 0.0) + value
+            sums.add(scalars)
             bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in scalars.items() if k != "grad_norm"})
-            if self.step % self.cfg.log_every == 0:
-                self.logger.log("train", self.step, epoch=epoch + 1,
-                                **mean_over_ranks(scalars, self.device))
-            if self.after_step(i + 1, sums, failures, start):
+            if self.step % self.cfg.log_every == 0:  # the step's only host read
+                values = step_record(mean_over_ranks(scalars, self.device))
+                bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()
+                                 if k not in ("grad_norm", "skipped") and v is not None})
+                self.logger.log("train", self.step, epoch=epoch + 1, **values)
+            if self.after_step(i + 1, sums.sums, failures, start):
                 bar.close()
                 return None
         bar.close()
         self.epoch += 1
-        means = mean_over_ranks({k: v / self.steps_per_epoch for k, v in sums.items()},
-                                self.device)
+        means = sums.means(self.steps_per_epoch, self.device)
         parts = gather_objects(([tuple(f) for f in failures.failures],
                                 [tuple(f) for f in failures.fallbacks]))
         if self.info.is_main:
@@ -540,15 +562,19 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
 
 #: config keys that say how a run is run, not what it computes (no warning on resume)
 RUN_CONTROL_KEYS = ("resume", "overwrite", "save_every_minutes", "save_every_steps", "requeue",
-                    "dist_timeout", "progress")
+                    "dist_timeout", "progress", "check_data")
 
 
 def train(cfg: Config, info: DistInfo) -> dict:
     """Train (or, with zero_shot, only evaluate) as the config says; resumes if asked, and
     refuses to start over a training state already in output_dir (unless overwrite)."""
+    resume = None if cfg.zero_shot else ckpt.start_or_resume(cfg.resume, cfg.output_dir,
+                                                             cfg.overwrite)
+    if cfg.check_data:
+        from .data_check import check_run_data
+        check_run_data(cfg, info)
     if cfg.zero_shot:
         return zero_shot(cfg, info)
-    resume = ckpt.start_or_resume(cfg.resume, cfg.output_dir, cfg.overwrite)
     if resume is None and info.is_main:  # nothing of an earlier run is appended to
         if cfg.resume == "latest":
             print(f"note: resume=latest: no training state in {cfg.output_dir}; starting afresh",

@@ -60,7 +60,7 @@ def check_supported(model) -> None:
         raise FrosterError(f"attention maps are not defined for temporal={model.temporal!r}: its "
                            f"attention layout is missing from froster/explain/joint.py")
     visual = model.clip.visual
-    if not model._standard_vit:
+    if not model.standard_vit:
         raise FrosterError(f"attention maps need open_clip's plain ViT (run block by block); this "
                            f"model's visual tower is {type(visual).__name__}")
     if getattr(visual, "attn_pool", None) is not None or visual.pool_type not in ("tok", "avg"):

@@ -169,6 +169,12 @@ class Recognizer:
                                               self.model.clip)
         return self._identity
 
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The one rule for where tensors live: on the model's device. Inputs are moved
+        here; only what leaves the library (a printed row, a written file) goes back to
+        the CPU, at that edge."""
+        return tensor.to(self.device, non_blocking=True)
+
     @property
     def view_settings(self) -> dict:
         """The view as predict's run key and the search index record it (this key order)."""
@@ -199,7 +205,7 @@ class Recognizer:
         embeddings = []
         with torch.inference_mode():
             for start in range(0, len(texts), 256):  # bounded memory for huge label sets
-                tokens = bank.stacked(bank.all_templates())[start:start + 256].to(self.device)
+                tokens = bank.stacked(bank.all_templates())[start:start + 256]  # plans on the host
                 self.text_tower_calls += 1
                 with autocast(self.device, self.dtype):
                     classes = self.model.encode_classes(tokens)
@@ -256,7 +262,7 @@ class Recognizer:
         """uint8 or normalised float (B, V, T, 3, S, S) -> (B, V, T, D) frame embeddings."""
         if videos.dim() != 6:
             raise ValueError(f"expected (batch, views, frames, 3, H, W), got {tuple(videos.shape)}")
-        videos = videos.to(self.device, non_blocking=True)
+        videos = self.to_device(videos)
         if videos.dtype == torch.uint8:
             videos = normalize(videos, self.mean, self.std)
         batch, views = videos.shape[:2]
@@ -266,9 +272,11 @@ class Recognizer:
 
     def view_logits(self, frames: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
         """(B, V, T, D) frame embeddings, (C, D) classifier -> (B, C) logits summed over views."""
+        frames = self.to_device(frames)
         batch, views = frames.shape[:2]
         with torch.inference_mode():
-            per_view = self.model.logits(frames.flatten(0, 1), classifier.to(frames.dtype))
+            per_view = self.model.logits(frames.flatten(0, 1),
+                                         self.to_device(classifier).to(frames.dtype))
         return per_view.view(batch, views, -1).sum(dim=1)
 
     @staticmethod
@@ -303,7 +311,7 @@ class Recognizer:
             for batch in loader:
                 results = []
                 if len(batch["index"]):
-                    frames = self.encode(batch["video"]).cpu()
+                    frames = self.encode(batch["video"])  # stays on the model's device
                     fallback = dict(batch["fallback"])
                     results += [VideoResult(int(i), path, frames[k], fallback=fallback.get(path))
                                 for k, i in enumerate(batch["index"])
@@ -357,7 +365,7 @@ class Recognizer:
         views = self.load_video(video)
         view = views.shape[0] // 2
         clip = views[view]
-        inputs = normalize(clip[None].to(self.device), self.mean, self.std)
+        inputs = normalize(self.to_device(clip[None]), self.mean, self.std)
         with autocast(self.device, self.dtype):  # the towers' precision, as `encode`
             result = explain_clips(self.model, inputs, classifier.to(inputs.dtype), target,
                                    method, head_fusion)

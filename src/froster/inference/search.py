@@ -139,7 +139,7 @@ class VideoIndex:
             if result.ok:
                 self.videos.append(rel)
                 self.stats[rel] = current[rel]
-                new_rows.append(self.recognizer.video_embedding(result.frames))
+                new_rows.append(self.recognizer.video_embedding(result.frames).cpu())  # the index lives on disk
                 report.added += 1
                 if result.fallback:
                     report.fallback[rel] = result.fallback
