@@ -10,6 +10,7 @@ import random
 import signal
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,7 +31,7 @@ from froster.errors import FrosterError
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # 12 videos, 2 per step -> 6 steps per epoch; the average runs from epoch 1
-SETTINGS = dict(epochs=2, batch_size=2, val_list="", average_from_epoch=1)
+SETTINGS = {"epochs": 2, "batch_size": 2, "val_list": "", "average_from_epoch": 1}
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +211,7 @@ def test_save_every_minutes_saves_by_rank_0s_clock():
     saves = []
     for step in range(1, 8):
         now[0] = step * 10.0  # 10 s per step: due after 30 s
-        assert not points.boundary(step, lambda: saves.append(step))
+        assert not points.boundary(step, lambda s=step: saves.append(s))
     assert saves == [3, 6]
     steps = SavePoints(DistInfo(), every_steps=3)
     done = [s for s in range(1, 10) if not steps.boundary(s, lambda: None) and s % 3 == 0]
@@ -326,7 +327,7 @@ def test_atomic_writes_reach_the_disk_before_and_after_the_rename(tmp_path, monk
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     target = tmp_path / "x.bin"
-    files.atomic_write(target, lambda p: open(p, "wb").write(b"abc"))
+    files.atomic_write(target, lambda p: Path(p).write_bytes(b"abc"))
     assert events == ["fsync file", "rename", "fsync folder"]
     assert target.read_bytes() == b"abc"
 

@@ -30,6 +30,7 @@ DEFAULT_TIMEOUT = 600.0
 HOST_WAIT_SECONDS = 1800.0
 
 _host_group = None  # the gloo group of barriers and flags (None: not distributed)
+_host_group_of = None  # the default group it was made beside
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 def setup(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> DistInfo:
     """Join the run's process group (torchrun's or srun's tasks; none for one process) and
     pick this rank's device. `timeout`: seconds a collective waits for the other ranks."""
-    global _host_group
     launch = from_environment()
     torch_device = resolve_device(device, launch.local_rank)
     if launch.world_size > 1 and not dist.is_initialized():
@@ -81,8 +81,7 @@ def setup(device: str = "auto", timeout: float = DEFAULT_TIMEOUT) -> DistInfo:
                                     timeout=timedelta(seconds=timeout), **extra)
         except (RuntimeError, ValueError) as err:
             raise FrosterError(_rendezvous_error(launch, timeout, err)) from None
-        _host_group = dist.new_group(backend="gloo", timeout=timedelta(
-            seconds=max(timeout, HOST_WAIT_SECONDS)))
+        _make_host_group(timeout)
     return DistInfo(launch.rank, launch.world_size, launch.local_rank, torch_device)
 
 
@@ -97,9 +96,22 @@ def _rendezvous_error(launch, timeout: float, err: Exception) -> str:
             f"others at {where} within {timeout:g} s{hint}: {first_line}")
 
 
+def _make_host_group(timeout: float = DEFAULT_TIMEOUT) -> None:
+    global _host_group, _host_group_of
+    _host_group = dist.new_group(backend="gloo", timeout=timedelta(
+        seconds=max(timeout, HOST_WAIT_SECONDS)))
+    _host_group_of = dist.group.WORLD
+
+
 def host_group():
-    """The CPU (gloo) group of barriers and stop/save flags; None when not distributed."""
-    return _host_group if dist.is_available() and dist.is_initialized() else None
+    """The CPU (gloo) group of barriers and stop/save flags; None when not distributed.
+    Made here, on first use, for a process group that `setup` did not start (a script's
+    own): every rank calls this at the same point (a barrier, the Trainer's set-up)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    if _host_group is None or _host_group_of is not dist.group.WORLD:
+        _make_host_group()
+    return _host_group
 
 
 def cleanup() -> None:
@@ -157,7 +169,7 @@ def barrier() -> None:
     """Every rank waits here for the others (over the host group: no GPU sync, and a long
     timeout, since the others may be waiting for rank 0's writes)."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier(group=_host_group)
+        dist.barrier(group=host_group())
 
 
 def gather_objects(obj) -> list:

@@ -54,7 +54,7 @@ class EpochProgress:
 
     @classmethod
     def from_state(cls, progress: dict, ranks: list[dict], rank: int, world_size: int,
-                   device: torch.device) -> tuple["EpochProgress", list[str]]:
+                   device: torch.device) -> tuple[EpochProgress, list[str]]:
         """This rank's progress from a saved state, and notes. With the world size it was
         saved with, each rank takes back its own share (the epoch ends bit-identical); with
         another, every rank starts from the mean of the saved sums (the epoch's means stay

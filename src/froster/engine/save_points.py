@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -153,7 +153,8 @@ def requeue_job(environ=None) -> str:
         return "requeue=true but SLURM_JOB_ID is not set (not a SLURM job): not requeued"
     if shutil.which("scontrol") is None:
         return f"requeue=true but scontrol is not on PATH: job {job} not requeued"
-    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+    done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
+                          check=False)
     if done.returncode:
         return (f"scontrol requeue {job} failed ({done.stderr.strip() or done.returncode}); "
                 "is the job requeueable (sbatch --requeue)?")
