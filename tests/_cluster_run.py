@@ -2,7 +2,9 @@
 test module): `python _cluster_run.py train key=value ...` under torchrun, srun-like
 environments or alone. FROSTER_TEST_FAULT="KIND:RANK:STEP" makes rank RANK, as it starts
 its optimiser step STEP (1-based, counted over the run), raise (KIND=raise), kill itself
-with SIGKILL (kill) or send itself SIGTERM (term)."""
+with SIGKILL (kill), send itself SIGTERM (term), or send SIGTERM to its whole process group,
+its data loader's workers included, as SLURM signals a task (term-group; start the runner
+in a session of its own)."""
 
 import os
 import signal
@@ -28,6 +30,8 @@ if fault:
                 os.kill(os.getpid(), signal.SIGKILL)
             if kind == "term":
                 os.kill(os.getpid(), signal.SIGTERM)
+            if kind == "term-group":  # as SLURM signals a task: its decoding workers too
+                os.killpg(os.getpgrp(), signal.SIGTERM)
         return real_step(self, micro_batches)
 
     Trainer.train_step = faulty_step

@@ -118,3 +118,38 @@ def test_the_cli_refuses_an_incomplete_srun_environment_in_one_line(monkeypatch,
     assert code == 2
     assert err.startswith("froster train: error: SLURM_NTASKS=8 but neither MASTER_ADDR nor "
                           "SLURM_JOB_NODELIST is set") and "\n" not in err
+
+
+def test_a_task_alone_says_to_start_froster_with_srun(monkeypatch):
+    """The batch script itself (SLURM_NTASKS=2, no srun): rank 0 waits for a rank that never
+    comes, then a one-line error instead of hanging."""
+    import socket
+
+    from froster.engine.distributed import setup
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.setenv(key, "0")  # setup() exports them: recorded, to be put back
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    for key, value in (SRUN | {"SLURM_PROCID": "0", "SLURM_NTASKS": "2",
+                               "SLURM_JOB_NODELIST": "localhost"}).items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(FrosterError, match=r"rank 0 of 2 \(slurm\) could not join the others "
+                                           r"at localhost:\d+ within 1 s.*start it with srun"):
+        setup("cpu", timeout=1)
+
+
+def test_each_rank_takes_its_local_rank_modulo_the_gpus_it_sees(monkeypatch):
+    import torch
+
+    from froster.engine.distributed import resolve_device
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert resolve_device("cuda", 3) == torch.device("cuda", 1)
+    assert resolve_device("auto", 4) == torch.device("cuda", 0)
+    assert resolve_device("cuda:1", 0) == torch.device("cuda", 1)
+    assert chosen == [torch.device("cuda", 1), torch.device("cuda", 0), torch.device("cuda", 1)]

@@ -165,6 +165,7 @@ def test_a_second_run_into_a_folder_with_a_state_refuses_and_keeps_it(data, tmp_
     kinds = [json.loads(x)["kind"] for x in (run / "log.jsonl").read_text().splitlines()]
     assert kinds.count("start") == 1 and kinds.count("end") == 1
     assert not (run / "average").exists()
+    assert "overwrite: false" in (run / "config.yaml").read_text()  # acts once
 
 
 @pytest.mark.slow

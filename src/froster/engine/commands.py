@@ -187,7 +187,10 @@ def run_export(args) -> int:
     student, _ = build_imported(imported)
     export_student(student, imported.spec, args.output,
                    {"epoch": state["epoch"], "step": state["step"], "config": state["config"]})
-    print(f"exported the student after epoch {state['epoch']} to {args.output}")
+    progress = state.get("progress")
+    when = (f"at step {progress['epoch_step']} of epoch {state['epoch'] + 1} (a mid-epoch state)"
+            if progress else f"after epoch {state['epoch']}")
+    print(f"exported the student {when} to {args.output}")
     return 0
 
 

@@ -41,6 +41,18 @@ class RunLogger:
         except ImportError:  # tensorboard is optional
             self.writer = None
 
+    def sync(self) -> None:
+        """Flush the log to the disk (before a training state is written: a state never
+        covers steps whose lines a crash of the machine could lose)."""
+        if not self.enabled:
+            return
+        from ..files import fsync_path
+
+        if self.path.is_file():
+            fsync_path(self.path)
+        if self.writer is not None:
+            self.writer.flush()
+
     def rewind(self, step: int) -> int:
         """Resuming from a state saved after `step`: drop what was logged after it (the
         steps about to run again, a finished run's `end`, a line cut short by a kill), so

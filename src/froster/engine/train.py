@@ -9,6 +9,7 @@ the same templates. Videos arrive as uint8 and are normalised here, on the devic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import sys
 import time
@@ -240,6 +241,7 @@ class Trainer:
             part |= progress.rank_part()
         ranks = gather_objects(part)
         if self.info.is_main:
+            self.logger.sync()  # the log up to this state is on the disk before the state
             ckpt.save_training_state(
                 self.output_dir / ckpt.LAST, model=self.model, optimizer=self.optimizer,
                 scaler=self.scaler, epoch=self.epoch, step=self.step,
@@ -438,7 +440,8 @@ class Trainer:
         cfg = self.cfg
         if self.info.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.output_dir / "config.yaml")
+            # overwrite acts once: a run started again from its config.yaml must not wipe it
+            save_config(dataclasses.replace(cfg, overwrite=False), self.output_dir / "config.yaml")
             if self.epoch:
                 self.read_failures()
             self.write_run_record()
