@@ -79,7 +79,8 @@ def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SI
                  epochs=epochs or (1 if quick else DEMO_EPOCHS),
                  average_from_epoch=0 if quick else 2,
                  num_workers=1, precision="fp32", progress=False, device="cpu",
-                 eval_batch_size=16, log_every=1000, seed=seed, temporal=temporal)
+                 eval_batch_size=16, log_every=1000, seed=seed, temporal=temporal,
+                 overwrite=True)  # a rerun of the demo trains its rows afresh
     validate(cfg)
     return spec, pre, cfg
 
