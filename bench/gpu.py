@@ -214,7 +214,7 @@ def loop_figure(args, device, data, tmp) -> dict:
 
 def eval_figures(args, device, data, tmp) -> dict:
     out = {}
-    trainer = trainer_for(args, device, data, f"{tmp}/eval")
+    trainer = trainer_for(args, device, data, f"{tmp}/eval", batch_size=args.batches[0])
     student = trainer.student.eval()
     cfg = trainer.cfg
     bank = class_bank(cfg.class_file, "class_file", trainer.tokenizer)

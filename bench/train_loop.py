@@ -14,6 +14,12 @@ each epoch's first batch (worker start-up), which a real epoch of thousands of s
 amortises. Each loop epoch ends as training's do, with the running weight average
 (`Trainer.accumulate_average`, on from epoch 1 here) counted in the loop's time.
 
+Each loop step ends as training's do, with the check whether a mid-epoch save is due
+(`Trainer.after_step`, `--save-every-minutes`, default 30 as the config); no save falls in
+these short epochs, so `loop_over_model_step` shows the check's cost. `mid_epoch_save_seconds`
+is what one such save takes (`Trainer.save_state` with the epoch's progress: the full state
+to `checkpoints/last.pt`, fsynced), the median of 3.
+
 `disk_mb_per_epoch` is what an epoch's end (`Trainer.save`) writes beyond the training state
 (`checkpoints/last.pt`, overwritten each epoch), with `--keep-epochs` (default none: target
 0; `all` shows the per-epoch exports it saves); `training_state_mb` is that state's size.
@@ -38,6 +44,7 @@ from froster.config import load_config
 from froster.data import FailureLog
 from froster.data.synthetic import write_video
 from froster.engine.distributed import DistInfo, resolve_device
+from froster.engine.epoch_progress import EpochProgress
 from froster.engine.train import Trainer
 
 
@@ -93,6 +100,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the model (default: cores minus workers)")
     parser.add_argument("--keep-epochs", default="none", help="all, none or N (default none)")
+    parser.add_argument("--save-every-minutes", type=float, default=30.0,
+                        help="mid-epoch saves (0: off; default 30, the config's)")
     args = parser.parse_args()
     logging.getLogger().setLevel(logging.ERROR)
     device = resolve_device(args.device)
@@ -110,7 +119,7 @@ def main() -> None:
             f"sampling_rate={args.sampling_rate}", f"batch_size={args.batch}",
             f"num_workers={args.workers}", "progress=false", f"device={device}",
             f"output_dir={tmp}/run", "log_every=1000000", "epochs=1000", "average_from_epoch=1",
-            f"keep_epochs={args.keep_epochs}",
+            f"keep_epochs={args.keep_epochs}", f"save_every_minutes={args.save_every_minutes}",
             *[f"{k}={v}" for k, v in data.items()]])
         trainer = Trainer(cfg, DistInfo(device=device))
         steps = trainer.steps_per_epoch
@@ -120,12 +129,14 @@ def main() -> None:
             sync(device)
             t0 = time.perf_counter()
             first = None
-            for i, group in enumerate(trainer.epoch_batches(epoch, FailureLog())):
+            failures = FailureLog()
+            for i, group in enumerate(trainer.epoch_batches(epoch, failures)):
                 if i == steps:
                     break
                 if first is None:
                     first = time.perf_counter()
                 trainer.train_step(group)
+                trainer.after_step(i + 1, {}, failures, t0)  # is a mid-epoch save due?
             trainer.epoch = epoch + 1
             trainer.accumulate_average()  # what the end of a training epoch adds to the loop
             sync(device)
@@ -165,6 +176,13 @@ def main() -> None:
             steady_s.append(steady)
             model_s.append(model_epoch(preloaded))
         disk_mb, state_mb = written_per_save()
+
+        def mid_epoch_save() -> float:
+            sync(device)
+            t0 = time.perf_counter()
+            trainer.save_state(EpochProgress(1, {"loss": 1.0}, FailureLog(), 1.0))
+            return time.perf_counter() - t0
+        save_s = statistics.median(mid_epoch_save() for _ in range(3))
         averaged = len(trainer.average)
 
     loop_rate = steps / statistics.median(loop_s)
@@ -190,6 +208,8 @@ def main() -> None:
     print(f"epochs_in_running_average: {averaged}")
     print(f"disk_mb_per_epoch: {disk_mb:.3f}")
     print(f"training_state_mb: {state_mb:.1f}")
+    print(f"save_every_minutes: {args.save_every_minutes:g}")
+    print(f"mid_epoch_save_seconds: {save_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ def test_the_copy_trains_and_evaluates_through_the_normal_pipeline(tmp_path, cli
                             "batch_size": 2, "eval_every": 1, "average_from_epoch": 0}
     code, out, err = run("train", *[f"{k}={v}" for k, v in values.items()])
     assert code == 0, err[-2000:]
-    assert "check_data: train_list: 6 videos, none broken;" in out
+    assert "check_data: train_list: 6 videos, none broken;" in err  # progress lines: stderr
     metrics = json.loads((tmp_path / "run" / "eval/epoch_001/metrics.json").read_text())
     assert metrics["evaluated"] == metrics["total"] == 6 and metrics["failed_videos"] == []
     record = json.loads((tmp_path / "run" / "record.json").read_text())

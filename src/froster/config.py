@@ -82,7 +82,12 @@ class Config:
     # running
     device: str = "auto"                   # auto | cpu | cuda | cuda:N
     output_dir: str = "runs/froster"
-    resume: str = ""                       # "" | latest | path to a training checkpoint
+    resume: str = ""                       # "" | latest | auto (resume if output_dir holds a state, else start: requeued jobs) | path to a training checkpoint
+    overwrite: bool = False                # start over in an output_dir that holds a training state (replacing it); without it that refuses
+    save_every_minutes: float = 30.0       # also write the training state mid-epoch this often (rank 0's clock; 0: only at epoch ends)
+    save_every_steps: int = 0              # also write it every N optimiser steps (0: off; for small runs and tests)
+    requeue: bool = False                  # after a SIGTERM/SIGUSR1 stop, `scontrol requeue $SLURM_JOB_ID` (the job resumes with resume=auto)
+    dist_timeout: float = 600.0            # seconds a collective waits for the other ranks before the run fails (a dead or hung rank)
     init: str = ""                         # start from this student: a checkpoint folder or another project's file (e.g. the reference's swa_2_22.pth)
     trust_pickle: bool = False             # allow an init file that needs full unpickling (trusted sources only)
     eval_every: int = 0                    # evaluate on val_list every N epochs (0: never)
@@ -265,6 +270,14 @@ def validate(cfg: Config) -> None:
     if not (cfg.keep_epochs in ("all", "none") or cfg.keep_epochs.isdigit()):
         raise FrosterError(f"keep_epochs={cfg.keep_epochs!r}: expected all, none or a number of "
                            "epochs (the last N exports are kept)")
+    for key in ("save_every_minutes", "save_every_steps"):
+        if getattr(cfg, key) < 0:
+            raise FrosterError(f"{key} must not be negative (0: off), got {getattr(cfg, key)}")
+    if cfg.dist_timeout <= 0:
+        raise FrosterError(f"dist_timeout must be positive (seconds), got {cfg.dist_timeout}")
+    if cfg.overwrite and cfg.resume and cfg.resume.lower() not in ("none", "false", "no"):
+        raise FrosterError(f"overwrite=true starts the run over and resume={cfg.resume} "
+                           "continues it: give one of them")
     if cfg.added_lr_scale <= 0:
         raise FrosterError(f"added_lr_scale must be positive, got {cfg.added_lr_scale}")
 

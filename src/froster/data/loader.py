@@ -169,6 +169,11 @@ def build_loader(
         prefetch_factor=(prefetch_factor or (4 if train else 2)) if workers else None,
         persistent_workers=train and workers,
         timeout=timeout if workers else 0,
+        # the workers' base seed is drawn from this, not from torch's global generator, so
+        # that starting an epoch's iteration draws nothing from the training's random state
+        # (a run resumed mid-epoch then has the global state of one that was not stopped);
+        # samples draw from (seed, epoch, index), not from the workers' seeds
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

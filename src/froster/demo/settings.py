@@ -90,6 +90,7 @@ def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SI
                  epochs=epochs or size.epochs, average_from_epoch=size.average_from_epoch,
                  num_workers=0 if size.parallel else 1, precision="fp32", progress=False,
                  device=size.device, eval_batch_size=16, log_every=1000, seed=seed,
-                 temporal=temporal)
+                 temporal=temporal,
+                 overwrite=True)  # a rerun of the demo trains its rows afresh
     validate(cfg)
     return spec, pre, cfg

@@ -43,9 +43,11 @@ def _config_and_overrides(items, required: bool = False):
     return (find_config(config) if config else None), overrides
 
 
-def _dist(cfg):
-    from .distributed import setup
-    return setup(cfg.device)
+def _session(cfg):
+    """The command's distributed part: a barrier at its end when it succeeds, none when a
+    rank fails (that rank leaves at once; `distributed.session`)."""
+    from .distributed import session
+    return session(cfg.device, cfg.dist_timeout)
 
 
 def run_train(args) -> int:
@@ -54,17 +56,18 @@ def run_train(args) -> int:
 
         print("\n".join(sorted(shipped_configs())))
         return 0
+    from .distributed import recorded
+    return recorded(_train)(args)  # under torchrun an exception also goes to its error file
+
+
+def _train(args) -> int:
     from ..config import load_config
-    from .distributed import cleanup
     from .train import train
 
     path, overrides = _config_and_overrides(args.config, required=False)
     cfg = load_config(path, overrides)
-    info = _dist(cfg)
-    try:
+    with _session(cfg) as info:
         result = train(cfg, info)
-    finally:
-        cleanup()
     if info.is_main:
         print(json.dumps(result, indent=2, default=str) if args.json else train_summary(result))
     return 0
@@ -73,6 +76,12 @@ def run_train(args) -> int:
 def train_summary(result: dict) -> str:
     """What a finished run made, in a few lines (the whole result: `--json`)."""
     lines = [f"run: {result['output_dir']} (record: {result['record']})"]
+    if result.get("stopped"):
+        lines.append(f"stopped by {result['stopped']} at step {result['step']} "
+                     f"({result['epochs_done']} epochs done); state: {result['state']}; "
+                     "resume=auto continues it")
+        if result.get("requeue"):
+            lines.append(result["requeue"])
     if result.get("train"):
         lines.append("last epoch: " + "  ".join(f"{k} {v:.4g}" for k, v in result["train"].items()))
     for key, title in (("checkpoint", "zero-shot checkpoint"), ("average", "averaged student")):
@@ -105,7 +114,6 @@ def run_eval(args) -> int:
     from ..checkpoint import load_student
     from ..config import load_config
     from ..interop import run_config_of
-    from .distributed import cleanup
     from .evaluate import evaluate_checkpoint
     from .train import student_spec
 
@@ -115,8 +123,7 @@ def run_eval(args) -> int:
     if not args.checkpoint and not cfg.zero_shot:
         raise FrosterError("give --checkpoint CKPT (a folder made by train/average/export), or "
                            "zero_shot=true to evaluate the frozen CLIP named by the config")
-    info = _dist(cfg)
-    try:
+    with _session(cfg) as info:
         if args.checkpoint:
             student, tokenizer, _ = load_student(args.checkpoint, device=info.device,
                                                  trust_pickle=args.trust_pickle)
@@ -129,8 +136,6 @@ def run_eval(args) -> int:
                                       cfg.eval_class_file or cfg.class_file, info, output,
                                       extra={"checkpoint": args.checkpoint},
                                       checkpoint=args.checkpoint)
-    finally:
-        cleanup()
     if info.is_main:
         from .record import load_record, summary_line
 
@@ -182,7 +187,10 @@ def run_export(args) -> int:
     student, _ = build_imported(imported)
     export_student(student, imported.spec, args.output,
                    {"epoch": state["epoch"], "step": state["step"], "config": state["config"]})
-    print(f"exported the student after epoch {state['epoch']} to {args.output}")
+    progress = state.get("progress")
+    when = (f"at step {progress['epoch_step']} of epoch {state['epoch'] + 1} (a mid-epoch state)"
+            if progress else f"after epoch {state['epoch']}")
+    print(f"exported the student {when} to {args.output}")
     return 0
 
 
@@ -209,7 +217,6 @@ def _export_reference(args) -> int:
 def run_benchmark(args) -> int:
     from ..config import load_config
     from ..interop import run_config_of
-    from .distributed import cleanup
     from .protocols import run_b2n, run_cross
 
     path, overrides = _config_and_overrides(args.config, required=False)
@@ -217,8 +224,7 @@ def run_benchmark(args) -> int:
     cfg = load_config(path, overrides, base=run_config_of(getattr(args, "checkpoint", None),
                                                          trust_pickle))
     output = args.output or str(Path(cfg.output_dir) / f"{args.protocol}")
-    info = _dist(cfg)
-    try:
+    with _session(cfg) as info:
         if args.protocol == "b2n":
             run_b2n(cfg, args.splits, args.data_root, output, info, train_lists=args.train_lists,
                     zero_shot=args.zero_shot or cfg.zero_shot, dataset=args.dataset)
@@ -226,8 +232,6 @@ def run_benchmark(args) -> int:
             run_cross(cfg, args.splits, args.data_root, args.dataset, output, info,
                       checkpoint=args.checkpoint, zero_shot=args.zero_shot or cfg.zero_shot,
                       trust_pickle=trust_pickle, labels=args.label_dir, full=not args.no_full)
-    finally:
-        cleanup()
     return 0
 
 
@@ -245,12 +249,15 @@ def register(subparsers) -> None:
         subparsers, "train", help="train a student (FROSTER, fine-tuning or zero-shot) from a config",
         description="Train as CONFIG says; key=value arguments override its fields, e.g. "
                     "`froster train b2n_k400 epochs=2 resume=latest`. Several processes: "
-                    "`torchrun --nproc_per_node 8 -m froster.cli train ...`. Progress goes to "
-                    "stderr; stdout gets a summary of what the run made (--json: the whole "
-                    "result as JSON). With check_data=true the run first checks train_list "
-                    "and val_list as `froster data check` does (into OUTPUT_DIR/data_check/) "
-                    "and refuses to start while entries are broken, naming the report and a "
-                    "cleaned list to pass instead.")
+                    "`torchrun --nproc_per_node 8 -m froster.cli train ...`, or `srun froster "
+                    "train ...` with one SLURM task per GPU. SIGTERM/SIGUSR1 save the state "
+                    "and stop (exit 0); resume=auto continues at the next batch; a folder "
+                    "holding a state is not started over without overwrite=true "
+                    "(docs/cluster.md). Progress goes to stderr; stdout gets a summary of what "
+                    "the run made (--json: the whole result as JSON). With check_data=true the "
+                    "run first checks train_list and val_list as `froster data check` does "
+                    "(into OUTPUT_DIR/data_check/) and refuses to start while entries are "
+                    "broken, naming the report and a cleaned list to pass instead.")
     p.add_argument("config", nargs="*", metavar=CONFIG_METAVAR, help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print the run's result as JSON")
     p.add_argument("--list-configs", action="store_true",

@@ -26,14 +26,59 @@ class RunLogger:
         self.path = Path(output_dir) / "log.jsonl"
         self.start = time.time()
         self.writer = None
+        self.tensorboard = tensorboard and enabled
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if tensorboard:
+            self._open_writer()
+
+    def _open_writer(self, purge_step: int | None = None) -> None:
+        if not self.tensorboard:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.path.parent / "tensorboard"),
+                                        purge_step=purge_step)
+        except ImportError:  # tensorboard is optional
+            self.writer = None
+
+    def sync(self) -> None:
+        """Flush the log to the disk (before a training state is written: a state never
+        covers steps whose lines a crash of the machine could lose)."""
+        if not self.enabled:
+            return
+        from ..files import fsync_path
+
+        if self.path.is_file():
+            fsync_path(self.path)
+        if self.writer is not None:
+            self.writer.flush()
+
+    def rewind(self, step: int) -> int:
+        """Resuming from a state saved after `step`: drop what was logged after it (the
+        steps about to run again, a finished run's `end`, a line cut short by a kill), so
+        that the resumed run's log has each line once; TensorBoard's events after `step`
+        are purged too. Returns the number of lines dropped."""
+        if not self.enabled:
+            return 0
+        from ..files import atomic_write
+
+        dropped, kept = 0, []
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
                 try:
-                    from torch.utils.tensorboard import SummaryWriter
-                    self.writer = SummaryWriter(str(Path(output_dir) / "tensorboard"))
-                except ImportError:  # tensorboard is optional
-                    self.writer = None
+                    record = json.loads(line)
+                except ValueError:
+                    dropped += 1
+                    continue
+                if record.get("kind") == "end" or record.get("step", 0) > step:
+                    dropped += 1
+                    continue
+                kept.append(line + "\n")
+            atomic_write(self.path, lambda p: Path(p).write_text("".join(kept), encoding="utf-8"))
+        if self.writer is not None:
+            self.writer.close()
+            self._open_writer(purge_step=step + 1)
+        return dropped
 
     def log(self, kind: str, step: int | None = None, **values) -> None:
         if not self.enabled:

@@ -9,6 +9,7 @@ the same templates. Videos arrive as uint8 and are normalised here, on the devic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import sys
 import time
@@ -31,6 +32,7 @@ from . import checkpoints as ckpt
 from .averaging import WeightSum, run_epochs, sum_folders
 from .batching import out_of_memory, split_batch
 from .distributed import DistInfo, barrier, ddp_options, gather_objects, main_first, mean_over_ranks
+from .epoch_progress import EpochProgress
 from .evaluate import eval_dataset, eval_files, evaluate, write_report
 from .init_weights import init_spec, load_init
 from .inputs import class_bank, list_file, require_data_root
@@ -38,6 +40,7 @@ from .logger import RunLogger
 from .optim import param_groups
 from .precision import autocast, autocast_dtype, eval_autocast_dtype, grad_scaler
 from .record import FAILED_FILE, RECORD_FILE, build_record, write_record
+from .save_points import SavePoints, requeue_job
 from .scalars import StepSums, step_record
 from .schedule import learning_rate, set_lr
 
@@ -128,6 +131,10 @@ class Trainer:
         self.train_failures: dict[str, None] = {}  # messages of training videos that failed
         self.epoch = 0  # epochs finished
         self.step = 0   # optimiser steps taken
+        self.progress: EpochProgress | None = None  # the unfinished epoch a resume goes on with
+        self.resumed_from: Path | None = None
+        self.save_points = SavePoints(info, cfg.save_every_minutes, cfg.save_every_steps)
+        self.stopped: str | None = None  # the signal that stopped the run (state saved)
         # the running sum of the averaged epochs' weights; rank 0 only (DDP keeps them equal)
         self.average = WeightSum() if self.averaging and info.is_main else None
         self.logger = RunLogger(self.output_dir, enabled=info.is_main)
@@ -148,6 +155,8 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------
     def resume(self, path: Path) -> None:
+        """Continue from a training state: at an epoch's end, or in the middle of one at its
+        exact next batch (every rank's part of the state comes back to it)."""
         state = ckpt.load_training_state(path)
         self.model.load_state_dict(state["model"])
         try:
@@ -156,16 +165,32 @@ class Trainer:
             raise FrosterError(f"{path}: its optimiser state does not fit this config's parameter "
                                f"groups ({err}); resume with the weight-decay settings it was "
                                f"trained with (weight_decay, logit_scale_decay)") from None
-        self.scaler.load_state_dict(state["scaler"])
-        ckpt.restore_rng(state["rng"], self.template_rng)
+        notes = ckpt.load_scaler(self.scaler, state["scaler"])
+        ranks = state.get("ranks") or []
+        rng = state["rng"]  # rank 0's; each rank's own where the state has them
+        if len(ranks) == self.info.world_size:
+            rng = ranks[self.info.rank]["rng"]
+        notes += ckpt.restore_rng(rng, self.template_rng)
         self.epoch, self.step = state["epoch"], state["step"]
+        if state.get("progress"):
+            self.progress, more = EpochProgress.from_state(
+                state["progress"], ranks, self.info.rank, self.info.world_size, self.device)
+            notes += more
         if self.average is not None:
             self.average = self._resumed_average(path, state.get("average"))
+        self.resumed_from = path
         if self.info.is_main:
-            print(f"resumed from {path} after epoch {self.epoch} (step {self.step})",
+            dropped = self.logger.rewind(self.step)
+            where = (f"at step {self.progress.step}/{self.steps_per_epoch} of epoch "
+                     f"{self.epoch + 1}" if self.progress else f"after epoch {self.epoch}")
+            print(f"resumed from {path} {where} (step {self.step})"
+                  + (f"; {dropped} log lines written after it were dropped" if dropped else ""),
                   file=sys.stderr)
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
             changed = {k: (v, getattr(self.cfg, k)) for k, v in state["config"].items()
-                       if k not in ("resume",) and hasattr(self.cfg, k) and getattr(self.cfg, k) != v}
+                       if k not in RUN_CONTROL_KEYS and hasattr(self.cfg, k)
+                       and getattr(self.cfg, k) != v}
             if changed:  # allowed (e.g. more epochs), but the run is no longer one recipe
                 print("warning: config differs from the checkpoint's: " + ", ".join(
                     f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()),
@@ -195,8 +220,8 @@ class Trainer:
             self.average.add(self.student.clip.state_dict(), self.epoch)
 
     def save(self) -> None:
-        """Add this epoch to the running average, export the student if epochs are kept,
-        and write the full training state (rank 0)."""
+        """Add this epoch to the running average, export the student if epochs are kept
+        (rank 0), and write the full training state."""
         if self.info.is_main:
             self.accumulate_average()
             keep = self.kept_exports()
@@ -205,11 +230,25 @@ class Trainer:
                 export_student(self.student, student_spec(self.cfg),
                                ckpt.epoch_folder(self.output_dir, self.epoch), extra)
             ckpt.prune_epoch_folders(self.output_dir / "epochs", keep, self.epoch)
+        self.save_state()
+
+    def save_state(self, progress: EpochProgress | None = None) -> None:
+        """The training state in checkpoints/last.pt, at an epoch's end or (`progress`) in
+        the middle of one. Every rank calls it: each sends rank 0 its RNG states and its
+        share of the unfinished epoch; rank 0 writes; all wait for the write."""
+        part = {"rng": ckpt.rng_state(self.template_rng)}
+        if progress is not None:
+            part |= progress.rank_part()
+        ranks = gather_objects(part)
+        if self.info.is_main:
+            self.logger.sync()  # the log up to this state is on the disk before the state
             ckpt.save_training_state(
                 self.output_dir / ckpt.LAST, model=self.model, optimizer=self.optimizer,
                 scaler=self.scaler, epoch=self.epoch, step=self.step,
                 template_rng=self.template_rng, config=self.cfg.to_dict(),
-                average=self.average.state_dict() if self.average is not None else None)
+                average=self.average.state_dict() if self.average is not None else None,
+                ranks=ranks,
+                progress=progress.shared(self.info.world_size) if progress else None)
         barrier()
 
     def write_average(self) -> Path:
@@ -267,9 +306,10 @@ class Trainer:
         totals["lr"] = lr
         return totals
 
-    def epoch_batches(self, epoch: int, failures: FailureLog):
-        """This rank's micro-batches of one epoch, grouped per optimiser step."""
-        set_epoch(self.loader, epoch)
+    def epoch_batches(self, epoch: int, failures: FailureLog, start_step: int = 0):
+        """This rank's micro-batches of one epoch, grouped per optimiser step, from step
+        `start_step` on (a resumed epoch: this rank's samples of the steps done are skipped)."""
+        set_epoch(self.loader, epoch, start=start_step * self.grad_accum * self.micro_batch)
         group = []
         for batch in batches(self.loader):
             failures.add(batch)
@@ -278,15 +318,21 @@ class Trainer:
                 yield group
                 group = []
 
-    def train_epoch(self) -> dict[str, float]:
+    def train_epoch(self) -> dict[str, float] | None:
+        """One epoch (the rest of it, resumed mid-epoch); None: a signal stopped the run in
+        the middle of it, after saving the state."""
         epoch = self.epoch  # 0-based index of the epoch being trained
-        failures = FailureLog()
+        progress, self.progress = self.progress or EpochProgress(), None
+        failures = progress.failures
         sums = StepSums()
+        sums.sums = dict(progress.sums)  # a resumed epoch's sums so far
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+                   initial=progress.step,
                    disable=not (self.cfg.progress and self.info.is_main) or None,
                    dynamic_ncols=True)
-        start = time.perf_counter()
-        for i, group in enumerate(self.epoch_batches(epoch, failures)):
+        start = time.perf_counter() - progress.seconds
+        for i, group in enumerate(self.epoch_batches(epoch, failures, progress.step),
+                                  start=progress.step):
             if i == self.steps_per_epoch:
                 break
             scalars = self.train_step(group)
@@ -297,6 +343,9 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()
                                  if k not in ("grad_norm", "skipped") and v is not None})
                 self.logger.log("train", self.step, epoch=epoch + 1, **values)
+            if self.after_step(i + 1, sums.sums, failures, start):
+                bar.close()
+                return None
         bar.close()
         self.epoch += 1
         means = sums.means(self.steps_per_epoch, self.device)
@@ -319,6 +368,26 @@ class Trainer:
                 print(log.report(), file=sys.stderr)
             self.train_failures.update(dict.fromkeys(f.message for f in log.failures))
         return means
+
+    def after_step(self, done: int, sums: dict, failures: FailureLog, start: float) -> bool:
+        """At the boundary after the epoch's step `done` (every rank): write the state
+        mid-epoch when a save is due (`save_points.py`); True: a signal stops the run here,
+        its state saved. Not after the epoch's last step, whose end saves anyway."""
+        if done >= self.steps_per_epoch:
+            return False
+
+        def save():
+            began = time.perf_counter()
+            self.save_state(EpochProgress(done, sums, failures, began - start))
+            if self.info.is_main:
+                print(f"saved the training state at step {done}/{self.steps_per_epoch} of epoch "
+                      f"{self.epoch + 1} ({time.perf_counter() - began:.1f} s): "
+                      f"{self.output_dir / ckpt.LAST}", file=sys.stderr)
+
+        if self.save_points.boundary(self.step, save):
+            self.stopped = self.save_points.stopping
+            return True
+        return False
 
     # -- the reproduction record ------------------------------------------------------
     def write_run_record(self) -> None:
@@ -365,31 +434,47 @@ class Trainer:
 
     # -- the run -------------------------------------------------------------------
     def run(self) -> dict:
+        """Train the epochs left, saving after each (and mid-epoch when due), evaluate and
+        average. A SIGTERM/SIGUSR1 stops it at the next step with its state saved: the
+        result then has `stopped` (the signal) and the run continues with resume=auto."""
         cfg = self.cfg
         if self.info.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.output_dir / "config.yaml")
+            # overwrite acts once: a run started again from its config.yaml must not wipe it
+            save_config(dataclasses.replace(cfg, overwrite=False), self.output_dir / "config.yaml")
             if self.epoch:
                 self.read_failures()
             self.write_run_record()
-            self.logger.log("start", self.step, config=cfg.to_dict(),
-                            world_size=self.info.world_size, steps_per_epoch=self.steps_per_epoch)
+            if self.resumed_from is None:
+                self.logger.log("start", self.step, config=cfg.to_dict(),
+                                world_size=self.info.world_size,
+                                steps_per_epoch=self.steps_per_epoch)
+            else:
+                self.logger.log("resume", self.step, path=str(self.resumed_from),
+                                epoch=self.epoch, epoch_step=self.progress.step if self.progress
+                                else 0, world_size=self.info.world_size, config=cfg.to_dict())
         result = {"output_dir": str(self.output_dir),
                   "record": str(self.output_dir / RECORD_FILE)}
-        while self.epoch < cfg.epochs:
-            result["train"] = self.train_epoch()
-            self.save()
-            if self.info.is_main:
-                self.write_run_record()
-            if cfg.val_list and cfg.eval_every and self.epoch % cfg.eval_every == 0:
-                export = ckpt.epoch_folder(self.output_dir, self.epoch)
-                result["eval"] = self.evaluate(  # the export, when kept, names the student
-                    self.student, f"epoch_{self.epoch:03d}",
-                    export if export.is_dir() else None).summary()
-                if self.info.is_main:  # as many reports as exports, at least the latest
-                    keep = self.kept_exports()
-                    ckpt.prune_epoch_folders(self.output_dir / "eval",
-                                             None if keep is None else max(keep, 1), self.epoch)
+        with self.save_points.catching_signals():
+            if self.resumed_from is not None and self.progress is None and self.epoch \
+                    and self.evaluation_due() and not self._evaluated(self.epoch):
+                result["eval"] = self.evaluate_epoch()  # stopped after the save, before it
+            while self.epoch < cfg.epochs and not self.stopped:
+                means = self.train_epoch()
+                if means is None:  # stopped mid-epoch, the state saved
+                    break
+                result["train"] = means
+                self.save()
+                if self.info.is_main:
+                    self.write_run_record()
+                if self.save_points.epoch_end():
+                    self.stopped = self.save_points.stopping
+                    break
+                if self.evaluation_due():
+                    result["eval"] = self.evaluate_epoch()
+            self.save_points.close()
+        if self.stopped:
+            return self.stop(result)
         if self.averaging:
             if self.info.is_main:
                 folder = self.write_average()
@@ -405,6 +490,40 @@ class Trainer:
         self.logger.log("end", self.step, **{k: v for k, v in result.items() if k != "train"})
         self.logger.close()
         return result
+
+    def stop(self, result: dict) -> dict:
+        """The end of a run stopped by a signal: its state is saved; say so, and requeue the
+        SLURM job if asked (rank 0)."""
+        result |= {"stopped": self.stopped, "step": self.step, "epochs_done": self.epoch,
+                   "state": str(self.output_dir / ckpt.LAST)}
+        if self.info.is_main:
+            self.logger.log("stopped", self.step, signal=self.stopped, epoch=self.epoch)
+            print(f"stopped by {self.stopped} at step {self.step} with the training state saved "
+                  f"in {self.output_dir / ckpt.LAST}; resume=auto (or resume=latest) continues "
+                  "the run at its next batch", file=sys.stderr)
+            if self.cfg.requeue:
+                result["requeue"] = requeue_job()
+                print(result["requeue"], file=sys.stderr)
+        self.logger.close()
+        return result
+
+    def evaluation_due(self) -> bool:
+        return bool(self.cfg.val_list and self.cfg.eval_every
+                    and self.epoch % self.cfg.eval_every == 0)
+
+    def _evaluated(self, epoch: int) -> bool:
+        return (self.output_dir / "eval" / f"epoch_{epoch:03d}" / "metrics.json").is_file()
+
+    def evaluate_epoch(self) -> dict:
+        """Evaluate the student after this epoch (eval_every); prune old reports (rank 0)."""
+        export = ckpt.epoch_folder(self.output_dir, self.epoch)
+        summary = self.evaluate(  # the export, when kept, names the student
+            self.student, f"epoch_{self.epoch:03d}", export if export.is_dir() else None).summary()
+        if self.info.is_main:  # as many reports as exports, at least the latest
+            keep = self.kept_exports()
+            ckpt.prune_epoch_folders(self.output_dir / "eval",
+                                     None if keep is None else max(keep, 1), self.epoch)
+        return summary
 
 
 def zero_shot(cfg: Config, info: DistInfo) -> dict:
@@ -444,15 +563,32 @@ def zero_shot(cfg: Config, info: DistInfo) -> dict:
     return result
 
 
+#: config keys that say how a run is run, not what it computes (no warning on resume)
+RUN_CONTROL_KEYS = ("resume", "overwrite", "save_every_minutes", "save_every_steps", "requeue",
+                    "dist_timeout", "progress", "check_data")
+
+
 def train(cfg: Config, info: DistInfo) -> dict:
-    """Train (or, with zero_shot, only evaluate) as the config says; resumes if asked."""
+    """Train (or, with zero_shot, only evaluate) as the config says; resumes if asked, and
+    refuses to start over a training state already in output_dir (unless overwrite)."""
+    resume = None if cfg.zero_shot else ckpt.start_or_resume(cfg.resume, cfg.output_dir,
+                                                             cfg.overwrite)
     if cfg.check_data:
         from .data_check import check_run_data
         check_run_data(cfg, info)
     if cfg.zero_shot:
         return zero_shot(cfg, info)
+    if resume is None and info.is_main:  # nothing of an earlier run is appended to
+        if cfg.resume == "latest":
+            print(f"note: resume=latest: no training state in {cfg.output_dir}; starting afresh",
+                  file=sys.stderr)
+        removed = ckpt.clear_run(cfg.output_dir, cfg.overwrite)
+        if removed:
+            why = "overwrite=true" if cfg.overwrite else "an earlier attempt saved no state"
+            print(f"note: starting afresh in {cfg.output_dir} ({why}): removed "
+                  f"{', '.join(removed)}", file=sys.stderr)
+    barrier()
     trainer = Trainer(cfg, info)
-    resume = ckpt.resolve_resume(cfg.resume, cfg.output_dir)
     if resume is not None:
         trainer.resume(resume)
     return trainer.run()
