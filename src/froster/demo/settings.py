@@ -68,7 +68,7 @@ def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SI
     section 4's protocol) or `quick` (a smoke test); `world` replaces the sizes.
 
     `signature_prob=0` is the control world in which no single frame says anything
-    about the action; more `epochs` than the default 8 show plain fine-tuning forgetting
+    about the action; more `epochs` than --full's 8 show plain fine-tuning forgetting
     the novel classes (see docs/demo.md). `temporal` is the trained student's backbone."""
     size = world or world_size(quick, full)
     spec = BenchmarkSpec(train_per_class=size.train_per_class, test_per_class=size.test_per_class,
