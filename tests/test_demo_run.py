@@ -1,4 +1,4 @@
-"""`froster demo` end to end: a quick smoke run (seconds) and the full default demo (slow)."""
+"""`froster demo` end to end: a quick smoke run (seconds) and the whole default demo (slow)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from PIL import Image
 
 from froster.cli import main
+from froster.demo.defaults import DEFAULT_TIME, FULL_TIME
 from froster.demo.footprint import folder_bytes
 from froster.demo.run import CHART_SIZE, DEMO_EPOCHS
+from froster.demo.settings import DEFAULT_WORLD
 
 
 def _check(out, quick: bool) -> dict:
@@ -30,6 +32,17 @@ def _check(out, quick: bool) -> dict:
             assert row[key] == pytest.approx(values.mean(), abs=1e-6)
             assert row[f"{key}_std"] == pytest.approx(values.std(), abs=1e-6)
     assert f"mean ± std over {splits} training splits" in (out / "results.md").read_text()
+    # the paper's conclusions, checked on the table's means and written with it
+    checks = {c["key"]: c for c in result["conclusions"]}
+    assert list(checks) == ["froster_hm", "froster_novel", "fine_tune_base"]
+    rows = {r["key"]: r for r in result["rows"]}
+    assert checks["froster_hm"]["held"] == (rows["froster"]["hm"] >= rows["fine_tune"]["hm"] + 2)
+    assert checks["froster_novel"]["held"] == (rows["froster"]["novel"] > rows["fine_tune"]["novel"])
+    assert checks["fine_tune_base"]["held"] == (rows["fine_tune"]["base"] > rows["zero_shot"]["base"])
+    assert result["conclusions_held"] == all(c["held"] for c in checks.values())
+    said = (out / "results.md").read_text()
+    for c in checks.values():
+        assert f"- {'held' if c['held'] else 'did not hold'}: {c['claim']}" in said
     assert result["timings"]["total"] > 0
     assert result["settings"]["engine"]["flip"] is False
     with Image.open(out / "results.png") as image:
@@ -109,13 +122,21 @@ def test_demo_help(capsys):
         main(["demo", "--help"])
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
-    assert "minutes" in printed
-    assert f"(default: {DEMO_EPOCHS};" in " ".join(printed.split())  # the help says the real default
+    flat = " ".join(printed.split())
+    assert f"Takes {DEFAULT_TIME} on 2 CPU cores" in flat and f"({FULL_TIME})" in flat
+    assert f"(default: {DEMO_EPOCHS};" in flat  # the help says the real default
 
 
 @pytest.mark.slow
-def test_demo_full(tmp_path):
+def test_demo_default_end_to_end(tmp_path, capsys):
+    """The default demo, as a newcomer runs it: the paper's conclusions must hold."""
     out = tmp_path / "demo"
     assert main(["demo", "--output", str(out)]) == 0
     result = _check(out, quick=False)
+    assert result["full"] is False
+    assert result["settings"]["world"]["train_per_class"] == DEFAULT_WORLD.train_per_class
     assert result["settings"]["benchmark"]["train_splits"] == 3
+    assert result["settings"]["torch_threads"]["runs"] == 1
+    printed = capsys.readouterr().out
+    assert printed.count("- held: ") == 3 and "did not hold" not in printed
+    assert result["conclusions_held"], result["conclusions"]

@@ -32,13 +32,14 @@ import torch
 from ..data.annotations import VideoItem
 from ..data.dataset import VideoDataset
 from ..data.sampling.uniform import test_view_indices
+from ..errors import MissingFileError
 from ..data.transforms import normalize
 from ..explain.maps import explain_clips
 from .benchmark import video_seed
 from .world import ACTIONS, action_by_name, render, render_masks, sample_scene
 
 __all__ = ["AttentionSpec", "NovelSubset", "novel_subset", "score_maps", "measure_models",
-           "row_models", "summarise", "attention_table", "draw_attention_figure"]
+           "row_models", "run_models", "merge_measured", "summarise", "attention_table", "draw_attention_figure"]
 
 #: decoded frames must match the rendered ones this closely (lossless H.264, 4:4:4)
 _MAX_DECODE_ERROR = 8
@@ -171,14 +172,44 @@ def measure_models(models, subset: NovelSubset, class_texts, spec: AttentionSpec
 def row_models(row_cfg, row_dir: Path, zero_shot: bool):
     """The models of one demo row: the frozen CLIP it starts from (zero-shot), or the
     trained student of each training split (`<row_dir>/train_K/average`)."""
+    if zero_shot:
+        return run_models(row_cfg, None)
+    runs = sorted(p for p in Path(row_dir).iterdir() if p.is_dir() and p.name.startswith("train"))
+    return [model for run in runs for model in run_models(row_cfg, run)]
+
+
+def run_models(row_cfg, run_dir: Path | None):
+    """[(model, tokenizer)] of one training run: its averaged student, or its last epoch's
+    export without an average; the frozen CLIP of `row_cfg` when `run_dir` is None."""
     from ..checkpoint import build_student, load_student
-    from ..engine.protocols import trained_checkpoint
+    from ..engine.checkpoints import epoch_folders
     from ..engine.train import student_spec
 
-    if zero_shot:
+    if run_dir is None:
         return [build_student(student_spec(row_cfg))]
-    runs = sorted(p for p in Path(row_dir).iterdir() if p.is_dir() and p.name.startswith("train"))
-    return [load_student(trained_checkpoint(run), announce=False)[:2] for run in runs]
+    average = Path(run_dir) / "average"
+    if (average / "model.safetensors").is_file():
+        return [load_student(average, announce=False)[:2]]
+    epochs = epoch_folders(run_dir)
+    if not epochs:
+        raise MissingFileError(f"{run_dir}: the training run left no checkpoint")
+    return [load_student(epochs[max(epochs)], announce=False)[:2]]
+
+
+def merge_measured(parts: list[dict], methods) -> dict:
+    """One `measure_models` result from several (each a run's models, in split order)."""
+    merged = {method: {"mass": [], "pointing": []} for method in methods}
+    figure = {method: [] for method in methods} | {"probability": []}
+    for part in parts:
+        for method in methods:
+            for key in ("mass", "pointing"):
+                merged[method][key] += part[method][key]
+            for key in ("chance_mass", "chance_pointing", "frames"):
+                merged[method].setdefault(key, part[method][key])
+        for key in figure:
+            figure[key] += part["figure"][key]
+    merged["figure"] = figure
+    return merged
 
 
 def summarise(measured: dict, methods) -> dict:

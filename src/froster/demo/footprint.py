@@ -24,13 +24,17 @@ def folder_bytes(path: str | os.PathLike) -> int:
 def tidy_row(row_dir: str | os.PathLike, keep_students: bool) -> int:
     """Remove each run's training state (and its students unless `keep_students`) under a
     row's folder; returns the bytes freed."""
-    freed = 0
-    for run in sorted(Path(row_dir).iterdir()):
-        doomed = [run / "checkpoints"] + ([] if keep_students else [run / "average", run / "epochs"])
-        for path in doomed:
-            if path.is_dir():
-                freed += folder_bytes(path)
-                shutil.rmtree(path)
+    return sum(tidy_run(run, keep_students) for run in sorted(Path(row_dir).iterdir()))
+
+
+def tidy_run(run: str | os.PathLike, keep_students: bool) -> int:
+    """`tidy_row` for one run's folder (the default demo's runs end one by one)."""
+    run, freed = Path(run), 0
+    doomed = [run / "checkpoints"] + ([] if keep_students else [run / "average", run / "epochs"])
+    for path in doomed:
+        if path.is_dir():
+            freed += folder_bytes(path)
+            shutil.rmtree(path)
     return freed
 
 

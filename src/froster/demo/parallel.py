@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
@@ -30,3 +31,22 @@ def map_in_processes(fn: Callable, items: Sequence, workers: int | None = None,
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         return list(pool.map(fn, items, chunksize=chunksize))
+
+
+def free_cores(seconds: float = 0.5) -> float | None:
+    """How many of this machine's cores sat idle over the next `seconds` (from /proc/stat;
+    None where there is none): what other programs leave to the demo right now."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, all
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (idle1 - idle0) / (total1 - total0)

@@ -33,7 +33,7 @@ from .parallel import map_in_processes
 from .world import ACTIONS, SIGNATURE_PROB, frame_caption, render_frame, sample_scene, trail_visible
 
 __all__ = ["PretrainConfig", "FrameCorpus", "make_corpus", "contrastive_loss", "pretrain",
-           "save_clip"]
+           "save_clip", "UsedRows"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ class PretrainConfig:
     trail_prob: float = 0.5
     signature_prob: float = SIGNATURE_PROB
     seed: int = 0
+    #: optimise only the token embedding's rows that the run's captions use (`UsedRows`):
+    #: AdamW's updates of the others are weight decay alone, applied at the end; the same
+    #: algorithm for a sixth less work per step (docs/demo.md)
+    used_token_rows: bool = False
 
 
 @dataclass
@@ -100,8 +104,8 @@ def _draw_scene(number: int, frames_per_scene: int, size: int, trail_prob: float
 
 def _normalise(images: torch.Tensor, clip) -> torch.Tensor:
     cfg = preprocess_config(clip)
-    mean = torch.tensor(cfg["mean"]).view(1, 3, 1, 1) * 255
-    std = torch.tensor(cfg["std"]).view(1, 3, 1, 1) * 255
+    mean = torch.tensor(cfg["mean"], device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(cfg["std"], device=images.device).view(1, 3, 1, 1) * 255
     return (images.float() - mean) / std
 
 
@@ -123,7 +127,7 @@ def _param_groups(clip, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _lr_at(step: int, cfg: PretrainConfig) -> float:
+def lr_at(step: int, cfg: PretrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
@@ -141,28 +145,31 @@ class PretrainResult:
 
 
 def pretrain(cfg: PretrainConfig = PretrainConfig(), out: str | os.PathLike | None = None,
-             log: Callable[[str], None] | None = None, corpus: FrameCorpus | None = None) -> PretrainResult:
-    """Train a random-weight `cfg.model` on captioned frames; save to `out` if given."""
+             log: Callable[[str], None] | None = None, corpus: FrameCorpus | None = None,
+             device: str | torch.device = "cpu") -> PretrainResult:
+    """Train a random-weight `cfg.model` on captioned frames on `device`; save to `out` if
+    given (the saved weights and the returned model are on the CPU)."""
     torch.manual_seed(cfg.seed)
     start = time.perf_counter()
     corpus = corpus or make_corpus(cfg.scenes, cfg.frames_per_scene, cfg.size, cfg.trail_prob,
                                    cfg.seed, cfg.signature_prob)
     corpus_seconds = time.perf_counter() - start
     clip, tokenizer = create_clip(cfg.model)
-    clip.train()
+    device = torch.device(device)
+    clip.to(device).train()
+    batches = _batches(cfg, corpus, tokenizer)
+    full_embedding = clip.token_embedding
+    if cfg.used_token_rows:
+        clip.token_embedding = UsedRows(full_embedding, torch.cat([t for _, t in batches]))
     optimizer = torch.optim.AdamW(_param_groups(clip, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     loss_fn = ClipLoss()
-    rng = np.random.default_rng([cfg.seed, 99])
-    order = np.array([], dtype=np.int64)
-    losses = []
+    losses, rates = [], []
     start = time.perf_counter()
-    for step in range(cfg.steps):
-        if len(order) < cfg.batch_size:  # a fresh shuffle when the epoch runs out
-            order = np.concatenate([order, rng.permutation(len(corpus))])
-        batch, order = order[: cfg.batch_size], order[cfg.batch_size:]
+    for step, (batch, tokens) in enumerate(batches):
+        rates.append(lr_at(step, cfg))
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, cfg)
-        loss = contrastive_loss(clip, corpus.images[batch], tokenizer(corpus.captions(batch, rng)), loss_fn)
+            group["lr"] = rates[-1]
+        loss = contrastive_loss(clip, corpus.images[batch].to(device), tokens.to(device), loss_fn)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(clip.parameters(), 1.0)
@@ -173,9 +180,60 @@ def pretrain(cfg: PretrainConfig = PretrainConfig(), out: str | os.PathLike | No
         if log and (step % 50 == 0 or step == cfg.steps - 1):
             log(f"pretrain step {step + 1}/{cfg.steps} loss {loss.item():.3f} "
                 f"({time.perf_counter() - start:.0f} s)")
-    clip.eval()
+    if cfg.used_token_rows:
+        clip.token_embedding.write_back(full_embedding, [1 - lr * cfg.weight_decay for lr in rates])
+        clip.token_embedding = full_embedding
+    clip.cpu().eval()
     path = save_clip(clip, out) if out is not None else None
     return PretrainResult(clip, tokenizer, path, losses, corpus_seconds, time.perf_counter() - start)
+
+
+def _batches(cfg: PretrainConfig, corpus: FrameCorpus, tokenizer) -> list[tuple[np.ndarray, torch.Tensor]]:
+    """Every step's (frame indices, caption tokens), drawn up front from the run's generator:
+    a fresh shuffle of the corpus whenever an epoch runs out, new captions every time."""
+    rng = np.random.default_rng([cfg.seed, 99])
+    order = np.array([], dtype=np.int64)
+    batches = []
+    for _ in range(cfg.steps):
+        if len(order) < cfg.batch_size:
+            order = np.concatenate([order, rng.permutation(len(corpus))])
+        batch, order = order[: cfg.batch_size], order[cfg.batch_size:]
+        batches.append((batch, tokenizer(corpus.captions(batch, rng))))
+    return batches
+
+
+class UsedRows(torch.nn.Module):
+    """A token embedding trained on the rows `tokens` use, and nothing else.
+
+    The vocabulary has 49408 rows and the captions use about a hundred. AdamW leaves a row
+    whose gradient is always zero at zero moments, so its only update is the decoupled
+    weight decay, w *= 1 - lr * weight_decay, at every step; `write_back` applies those
+    to the other rows at the end, in the same order. The used rows get the same updates as
+    in the full table (up to the order in which float sums are taken)."""
+
+    def __init__(self, embedding: torch.nn.Embedding, tokens: torch.Tensor):
+        super().__init__()
+        weight = embedding.weight
+        self.used = torch.unique(tokens.to(weight.device))
+        self.weight = torch.nn.Parameter(weight.detach()[self.used].clone())
+        lookup = torch.zeros(weight.shape[0], dtype=torch.long, device=weight.device)
+        lookup[self.used] = torch.arange(len(self.used), device=weight.device)
+        self.register_buffer("lookup", lookup, persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.embedding(self.lookup[tokens], self.weight)
+
+    @torch.no_grad()
+    def write_back(self, embedding: torch.nn.Embedding, decays) -> None:
+        """Into the full `embedding`: the trained rows, and the others after `decays`."""
+        weight = embedding.weight
+        unused = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+        unused[self.used] = False
+        rest = weight[unused]
+        for decay in decays:
+            rest.mul_(decay)
+        weight[unused] = rest
+        weight[self.used] = self.weight
 
 
 def save_clip(clip, path: str | os.PathLike) -> Path:

@@ -1,7 +1,8 @@
 """The whole synthetic base-to-novel demo, end to end, through the real code paths.
 
-    result = run_demo("froster_demo")           # about 8 minutes on 2 CPU cores
-    result = run_demo("/tmp/d", quick=True)      # seconds: a smoke test, numbers are noise
+    result = run_demo("froster_demo")             # about 4 minutes on 2 CPU cores
+    result = run_demo("/tmp/d", full=True)         # docs/demo.md section 4: about 18 minutes
+    result = run_demo("/tmp/d", quick=True)        # seconds: a smoke test, numbers are noise
 
 1. `write_benchmark`: the world's videos and FROSTER-layout split files (`benchmark/`),
    with three training splits as the paper's protocol.
@@ -12,17 +13,23 @@
    classes): frozen CLIP zero-shot (per-frame mean), plain fine-tuning, and FROSTER
    (distillation from the frozen CLIP). Base and novel are the mean over the splits, with
    their standard deviation; HM is the harmonic mean of the two means.
-
-4. `attention`: right after each row, while its students are still there (before the
-   footprint tidying), whether their attention maps find the object on a fixed subset
+4. `attention`: right after each run, while its student is still there (before the
+   footprint tidying), whether its attention maps find the object on a fixed subset
    of the novel test videos (share of the map's mass on the object, pointing game;
    frozen CLIP, fine-tuning, FROSTER).
+5. `conclusions`: the paper's conclusions checked on the table's means, each printed as
+   held or did not hold.
+
+The default runs a smaller world than --full (`settings.py`) and runs 2 and 3 in processes
+of their own, the seven runs of 3 side by side, one single-threaded process per core
+(`in_processes.py`, `jobs.py`); --full runs docs/demo.md section 4's protocol as before,
+one run after the other in this process.
 
 Writes `results.json`, `results.md`, `results.png` (a grouped bar chart) and
 `attention.png` (the three models' maps on a few novel videos) to `out_dir`.
 Prompts are the engine's default: the reference's 28 templates plus the bare description.
-The runs keep no per-epoch exports, and once a row is done its training states go, and
-its students unless it is FROSTER's (`footprint`); `keep_runs` keeps everything.
+The runs keep no per-epoch exports, and once a run is done its training state goes, and
+its student unless it is FROSTER's (`footprint`); `keep_runs` keeps everything.
 """
 
 from __future__ import annotations
@@ -36,13 +43,16 @@ from pathlib import Path
 from ..config import Config, validate
 from ..engine.protocols import harmonic_mean, run_b2n
 from .attention import AttentionSpec
-from .benchmark import BenchmarkSpec, write_benchmark
+from .benchmark import write_benchmark
+from .conclusions import all_held, check_conclusions, conclusions_text
 from .defaults import DEMO_EPOCHS
 from .footprint import KEPT_STUDENTS, describe, folder_bytes, tidy_row
-from .pretrain import PretrainConfig, pretrain
+from .pretrain import pretrain
+from .settings import demo_settings, world_size
 from .world import BASE_ACTIONS, SIGNATURE_PROB
 
-__all__ = ["run_demo", "demo_settings", "run_row", "ROWS", "draw_chart", "markdown_table"]
+__all__ = ["run_demo", "demo_settings", "run_row", "ROWS", "draw_chart", "markdown_table",
+           "DEMO_EPOCHS"]
 
 #: (key, label, config overrides) of the three rows of the paper's Table 1.
 ROWS = (
@@ -53,83 +63,91 @@ ROWS = (
 CHART_SIZE = (800, 500)
 
 
-def demo_settings(quick: bool = False, seed: int = 0, signature_prob: float = SIGNATURE_PROB,
-                  epochs: int | None = None, temporal: str = "neighbor"):
-    """(BenchmarkSpec, PretrainConfig, Config) of the demo; `quick` for a smoke test.
-
-    `signature_prob=0` is the control world in which no single frame says anything
-    about the action; more `epochs` than the default 8 show plain fine-tuning forgetting
-    the novel classes (see docs/demo.md). `temporal` is the trained student's backbone."""
-    if quick:
-        spec = BenchmarkSpec(train_per_class=4, test_per_class=2, train_splits=2,
-                             signature_prob=signature_prob, seed=seed)
-        pre = PretrainConfig(scenes=24, frames_per_scene=2, steps=3, batch_size=16,
-                             warmup_steps=1, signature_prob=signature_prob, seed=seed)
-    else:
-        spec = BenchmarkSpec(train_per_class=64, test_per_class=100, train_splits=3,
-                             signature_prob=signature_prob, seed=seed)
-        pre = PretrainConfig(steps=1000, signature_prob=signature_prob, seed=seed)
-    # sampling="uniform": the demo's own protocol, with which docs/demo.md's results were
-    # measured (its 16-frame clips have no reference numbers to compare with).
-    # num_workers=1: one process decodes the clips while the model runs; every clip is drawn
-    # from its own seed, so the weights and the table are the same as with 0 (bench/demo.py)
-    cfg = Config(model="froster-demo", num_frames=8, sampling_rate=2, target_fps=8.0,
-                 sampling="uniform",
-                 test_views=1, flip=False, batch_size=16, lr=1e-3, warmup_epochs=2.0,
-                 epochs=epochs or (1 if quick else DEMO_EPOCHS),
-                 average_from_epoch=0 if quick else 2,
-                 num_workers=1, precision="fp32", progress=False, device="cpu",
-                 eval_batch_size=16, log_every=1000, seed=seed, temporal=temporal,
-                 overwrite=True)  # a rerun of the demo trains its rows afresh
-    validate(cfg)
-    return spec, pre, cfg
-
-
 def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
              signature_prob: float = SIGNATURE_PROB, epochs: int | None = None, log=print,
              temporal: str = "neighbor", keep_runs: bool = False,
-             attention: AttentionSpec | None = None) -> dict:
-    """The demo; `attention` sets the attention measurement (default: 20 novel test
-    videos per class, 2 with `quick`)."""
+             attention: AttentionSpec | None = None, full: bool = False, world=None,
+             workers: int | None = None, pretrain_wait_policy: str | None = None) -> dict:
+    """The demo; `full` for docs/demo.md section 4's protocol, `quick` for a smoke test,
+    `world` (a `settings.WorldSize`) for other sizes. `attention` sets the attention
+    measurement (default: 20 novel test videos per class, 2 with `quick`). The default's
+    runs go to `workers` processes (default: one per core); its pretraining process gets
+    OMP_WAIT_POLICY `pretrain_wait_policy` (default: chosen from the idle cores,
+    `in_processes.pretrain_wait_policy`)."""
     import torch
 
-    from ..data.annotations import read_class_names
-    from ..prompts import ClassText
-    from .attention import (
-        attention_table,
-        draw_attention_figure,
-        measure_models,
-        novel_subset,
-        row_models,
-        summarise,
-    )
+    from .attention import novel_subset
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spec, pre_cfg, cfg = demo_settings(quick, seed, signature_prob, epochs, temporal)
+    size = world or world_size(quick, full)
+    spec, pre_cfg, cfg = demo_settings(quick, seed, signature_prob, epochs, temporal, world=size)
+    attention = attention or AttentionSpec(per_class=2 if quick else AttentionSpec.per_class)
     timings = {}
     start = time.perf_counter()
-
+    weights = out / "clip.safetensors"
     log(f"[demo] writing the benchmark ({spec.train_splits} training splits of "
         f"{spec.train_per_class} videos per base class, {spec.test_per_class} test videos per "
         f"class) to {out / 'benchmark'}")
-    t = time.perf_counter()
-    files = write_benchmark(out / "benchmark", spec)
-    timings["benchmark"] = time.perf_counter() - t
+    log(f"[demo] pretraining the {pre_cfg.model} CLIP ({pre_cfg.steps} steps of "
+        f"{pre_cfg.batch_size} of {pre_cfg.scenes * pre_cfg.frames_per_scene} captioned frames)"
+        + (", in a process of its own" if size.parallel else ""))
+    if size.parallel:
+        from .in_processes import prepare_in_processes
 
-    log(f"[demo] pretraining the {pre_cfg.model} CLIP ({pre_cfg.steps} steps on "
-        f"{pre_cfg.scenes * pre_cfg.frames_per_scene} captioned frames)")
-    t = time.perf_counter()
-    weights = out / "clip.safetensors"
-    pre = pretrain(pre_cfg, weights, log=lambda m: log(f"[demo] {m}"))
-    timings["pretrain"] = time.perf_counter() - t
+        torch.set_num_threads(1)  # this process only coordinates; its own work is light
+        prepared = prepare_in_processes(spec, pre_cfg, cfg, out, log=log,
+                                        then=lambda f: novel_subset(f, spec, cfg, attention),
+                                        wait_policy=pretrain_wait_policy)
+        files, subset, pre = prepared["files"], prepared["then"], prepared["pretrain"]
+        losses = pre["losses"]
+        timings |= {"benchmark": prepared["benchmark_seconds"], "pretrain": prepared["pretrain_seconds"],
+                    "attention": prepared["then_seconds"],
+                    "prepare": time.perf_counter() - start}
+        log(f"[demo] pretrained in {pre['seconds']:.0f} s, final loss {losses[-1]:.3f} (its log: "
+            f"{weights.with_suffix('.log')})")
+        threads = {"pretrain": pre["threads"], "runs": 1,
+                   "pretrain_wait_policy": prepared["wait_policy"],
+                   "free_cores_at_pretraining": prepared["free_cores"]}
+    else:
+        t = time.perf_counter()
+        files = write_benchmark(out / "benchmark", spec)
+        timings["benchmark"] = time.perf_counter() - t
+        t = time.perf_counter()
+        losses = pretrain(pre_cfg, weights, log=lambda m: log(f"[demo] {m}")).losses
+        timings["pretrain"] = time.perf_counter() - t
+        t = time.perf_counter()
+        subset = novel_subset(files, spec, cfg, attention)
+        timings["attention"] = time.perf_counter() - t
+        threads = {"pretrain": torch.get_num_threads(), "runs": torch.get_num_threads()}
 
     cfg = replace(cfg, pretrained=str(weights.resolve()))
-    attention = attention or AttentionSpec(per_class=2 if quick else AttentionSpec.per_class)
-    t = time.perf_counter()
-    subset = novel_subset(files, spec, cfg, attention)
+    run = _rows_in_processes if size.parallel else _rows_here
+    rows, figure = run(cfg, files, out, keep_runs, subset, attention, timings, log, workers)
+    timings["total"] = time.perf_counter() - start
+    timings["cpu"] = _cpu_seconds()
+
+    result = {"quick": quick, "full": full, "seed": seed, "signature_prob": signature_prob,
+              "rows": rows, "timings": timings, "kept_runs": keep_runs,
+              "attention": {"videos": len(subset.labels), "per_class": attention.per_class,
+                            "methods": list(attention.methods), "explained": "true label",
+                            "figure_videos": [subset.names[i] for i in subset.figure]},
+              "settings": {"benchmark": asdict(spec), "pretrain": asdict(pre_cfg),
+                           "pretrain_final_loss": losses[-1] if losses else None,
+                           "engine": {k: v for k, v in cfg.to_dict().items()},
+                           "rows": {k: o for k, _, o in ROWS}, "temporal": temporal,
+                           "prompt_templates": "engine default (29)", "world": asdict(size),
+                           "torch_threads": threads}}
+    return _report(result, rows, figure, subset, files, spec, attention, out, quick, temporal,
+                   keep_runs, log)
+
+
+def _rows_here(cfg, files, out, keep_runs, subset, attention, timings, log, workers=None):
+    """--full: the rows one after the other in this process, as docs/demo.md section 4."""
+    from ..data.annotations import read_class_names
+    from .attention import measure_models, row_models, summarise
+
     novel_texts = read_class_names(str(files.novel_classes))
-    timings["attention"] = time.perf_counter() - t
 
     def measure_attention(row_cfg, row_dir):  # the row's students are still on disk here
         started = time.perf_counter()
@@ -140,7 +158,7 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
 
     rows, figure = [], []
     for key, label, overrides in ROWS:
-        log(f"[demo] {label}" + (f" ({temporal})" if key != "zero_shot" else ""))
+        log(f"[demo] {label}" + (f" ({cfg.temporal})" if key != "zero_shot" else ""))
         rows.append(run_row(cfg, key, label, overrides, files, out / key, keep_runs,
                             measure_students=measure_attention))
         measured = rows[-1].pop("measured")
@@ -150,28 +168,67 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
         timings[key] = rows[-1]["seconds"]
     log(f"[demo] attention maps of {len(subset.labels)} novel test videos measured for every "
         f"model in {timings['attention']:.0f} s")
-    timings["total"] = time.perf_counter() - start
+    return rows, figure
 
-    result = {"quick": quick, "seed": seed, "signature_prob": signature_prob, "rows": rows,
-              "timings": timings, "kept_runs": keep_runs,
-              "attention": {"videos": len(subset.labels), "per_class": attention.per_class,
-                            "methods": list(attention.methods), "explained": "true label",
-                            "figure_videos": [subset.names[i] for i in subset.figure]},
-              "settings": {"benchmark": asdict(spec), "pretrain": asdict(pre_cfg),
-                           "pretrain_final_loss": pre.losses[-1] if pre.losses else None,
-                           "engine": {k: v for k, v in cfg.to_dict().items()},
-                           "rows": {k: o for k, _, o in ROWS}, "temporal": temporal,
-                           "prompt_templates": "engine default (29)",
-                           "torch_threads": torch.get_num_threads()}}
+
+def _rows_in_processes(cfg, files, out, keep_runs, subset, attention, timings, log, workers=None):
+    """The default: the rows' runs side by side, one single-threaded process per core."""
+    from ..data.annotations import read_class_names
+    from .attention import merge_measured, summarise
+    from .in_processes import row_entry, run_rows_in_processes
+
+    novel_texts = read_class_names(str(files.novel_classes))
+    merged, ran = run_rows_in_processes(cfg, ROWS, files, out, keep_runs, subset, novel_texts,
+                                        attention, workers, log)
+    timings["runs"] = ran["wall"]
+    timings["run_workers"] = ran["workers"]
+    rows, figure = [], []
+    for row in merged:
+        results = row["results"]
+        seconds = sum(r["seconds"] for r in results)  # on one core each, side by side
+        entry = row_entry(row["key"], row["label"], row["b2n"], seconds)
+        measured = merge_measured([r["measured"] for r in results], attention.methods)
+        entry["attention"] = summarise(measured, attention.methods)
+        entry["cpu_seconds"] = sum(r["cpu_seconds"] for r in results)
+        rows.append(entry)
+        figure.append({"method": row["label"], "figure": measured["figure"]})
+        timings[row["key"]] = seconds
+        timings["attention"] += sum(r["attention_seconds"] for r in results)
+    log(f"[demo] the {sum(len(r['results']) for r in merged)} runs took {ran['wall']:.0f} s side "
+        f"by side; attention maps of {len(subset.labels)} novel test videos measured for every "
+        f"model in {timings['attention']:.0f} s (of one core)")
+    return rows, figure
+
+
+def _cpu_seconds() -> float:
+    from .jobs import cpu_seconds
+
+    return cpu_seconds()
+
+
+def _report(result, rows, figure, subset, files, spec, attention, out, quick, temporal,
+            keep_runs, log) -> dict:
+    """results.json, results.md, the charts, and the tables and conclusions printed."""
+    from ..data.annotations import read_class_names
+    from ..prompts import ClassText
+    from .attention import attention_table, draw_attention_figure
+
+    timings = result["timings"]
+    checks = check_conclusions(rows)
+    result["conclusions"] = checks
+    result["conclusions_held"] = all_held(checks)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     first = rows[-1]["splits"][0]
     table = markdown_table(rows) + (
         f"\nTop-1 %: mean ± std over {spec.train_splits} training splits; each split is "
         f"evaluated on {first['base_videos']} base and {first['novel_videos']} novel test videos "
         f"(chance {100 / len(BASE_ACTIONS):.1f} %).\n")
+    said = (f"\nThe paper's conclusions, on the means over the {spec.train_splits} splits"
+            + (" (--quick: noise)" if quick else "") + ":\n\n" + conclusions_text(checks))
     seen = attention_table(rows, attention.methods, len(subset.labels))
-    (out / "results.md").write_text(table + "\n## Do the models look at the object?\n\n" + seen
-                                    + f"\nTotal time: {timings['total']:.0f} s\n")
+    (out / "results.md").write_text(table + said + "\n## Do the models look at the object?\n\n"
+                                    + seen + f"\nTotal time: {timings['total']:.0f} s\n")
+    novel_texts = read_class_names(str(files.novel_classes))
     draw_attention_figure(figure, subset, [ClassText.parse(t).name for t in novel_texts],
                           out / "attention.png", title="Gradient attention maps on novel test "
                           "videos (frozen CLIP, and split 1's fine-tuned and FROSTER students)")
@@ -181,9 +238,9 @@ def run_demo(out_dir: str | os.PathLike, quick: bool = False, seed: int = 0,
                + (" [quick: noise]" if quick else ""))
     log("")
     log(table)
+    log(said)
     log(seen)
-    log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); "
-        f"results in {out}")
+    log(f"Total time: {timings['total']:.0f} s ({timings['total'] / 60:.1f} min); results in {out}")
     log(f"[demo] left {describe(out)}" + ("" if keep_runs else
         "; training states and the other rows' students were removed (--keep-runs keeps them)"))
     result["disk_bytes"] = folder_bytes(out)
