@@ -333,6 +333,28 @@ def test_atomic_writes_reach_the_disk_before_and_after_the_rename(tmp_path, monk
     assert target.read_bytes() == b"abc"
 
 
+def test_the_log_reaches_the_disk_before_each_state(data, tmp_path, monkeypatch):
+    """A state must never cover steps whose log lines a machine crash could still lose."""
+    trainer = Trainer(tiny_config(data, tmp_path / "run", **SETTINGS), DistInfo())
+    trainer.logger.log("train", 1, loss=1.0)
+    events = []
+    real_fsync, real_save = files.fsync_path, ckpt.save_training_state
+    monkeypatch.setattr(files, "fsync_path",
+                        lambda path: (events.append(Path(path).name), real_fsync(path)))
+    monkeypatch.setattr(ckpt, "save_training_state",
+                        lambda *a, **k: (events.append("state"), real_save(*a, **k)))
+    trainer.save_state(EpochProgress(step=1))
+    assert "log.jsonl" in events and events.index("log.jsonl") < events.index("state")
+
+
+def test_export_of_a_mid_epoch_state_says_where_in_the_epoch_it_is(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    Trainer(tiny_config(data, run, **SETTINGS), DistInfo()).save_state(EpochProgress(step=2))
+    capsys.readouterr()
+    assert main(["export", str(run), str(tmp_path / "student")]) == 0
+    assert "at step 2 of epoch 1 (a mid-epoch state)" in capsys.readouterr().out
+
+
 def test_run_control_keys_are_checked():
     with pytest.raises(FrosterError, match="give one of them"):
         load_config(overrides=["overwrite=true", "resume=auto"])
